@@ -1,0 +1,122 @@
+"""Regenerates the sample projects in this folder from Python.
+
+Run ``python samples/make_samples.py``; ``tests/core/test_samples.py`` checks
+that the committed JSON files equal what this script produces.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workbench.builder import GraphBuilder  # noqa: E402
+from workbench.config import validate_section, DATA_FIELDS, TRAINING_FIELDS  # noqa: E402
+from workbench.project import Project  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def digits_mlp() -> Project:
+    b = GraphBuilder()
+    x = b.input((64,), name="pixels")
+    x = b.layer("Linear", x, out_features=128, name="fc1")
+    x = b.layer("ReLU", x, name="relu1")
+    x = b.layer("Dropout", x, p=0.2, name="drop1")
+    x = b.layer("Linear", x, out_features=64, name="fc2")
+    x = b.layer("ReLU", x, name="relu2")
+    x = b.layer("Linear", x, out_features=10, name="classifier")
+    b.output(x, name="logits")
+    return Project(
+        b.auto_layout(),
+        "Digits MLP",
+        "A two-hidden-layer perceptron on the built-in 8x8 digits (about 97% validation accuracy).",
+        validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 64}),
+        validate_section(TRAINING_FIELDS, {"epochs": 30, "lr": 0.002}),
+    )
+
+
+def digits_cnn() -> Project:
+    b = GraphBuilder()
+    x = b.input((1, 8, 8), name="image")
+    for i, ch in enumerate((16, 32), start=1):
+        x = b.layer("Conv2d", x, out_channels=ch, kernel_size=[3, 3], padding=[1, 1], name=f"conv{i}")
+        x = b.layer("BatchNorm2d", x, name=f"bn{i}")
+        x = b.layer("ReLU", x, name=f"relu{i}")
+        x = b.layer("MaxPool2d", x, name=f"pool{i}")
+    x = b.layer("Flatten", x, name="flatten")
+    x = b.layer("Linear", x, out_features=64, name="fc")
+    x = b.layer("ReLU", x, name="relu3")
+    x = b.layer("Dropout", x, p=0.3, name="dropout")
+    x = b.layer("Linear", x, out_features=10, name="classifier")
+    b.output(x, name="logits")
+    return Project(
+        b.auto_layout(),
+        "Digits CNN",
+        "A LeNet-style CNN (conv-BN-ReLU-pool twice) on the built-in 8x8 digits (about 98% validation accuracy).",
+        validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 64}),
+        validate_section(TRAINING_FIELDS, {"epochs": 20, "lr": 0.003, "schedule": "cosine"}),
+    )
+
+
+def digits_resnet() -> Project:
+    b = GraphBuilder()
+    x = b.input((1, 8, 8), name="image")
+    x = b.layer("Conv2d", x, out_channels=32, kernel_size=[3, 3], padding=[1, 1], name="stem")
+    x = b.layer("BatchNorm2d", x, name="stem_bn")
+    x = b.layer("ReLU", x, name="stem_relu")
+    for i in (1, 2):
+        skip = x
+        h = b.layer("Conv2d", x, out_channels=32, kernel_size=[3, 3], padding=[1, 1], bias=False, name=f"block{i}_conv1")
+        h = b.layer("BatchNorm2d", h, name=f"block{i}_bn1")
+        h = b.layer("ReLU", h, name=f"block{i}_relu1")
+        h = b.layer("Conv2d", h, out_channels=32, kernel_size=[3, 3], padding=[1, 1], bias=False, name=f"block{i}_conv2")
+        h = b.layer("BatchNorm2d", h, name=f"block{i}_bn2")
+        x = b.layer("Add", h, skip, name=f"block{i}_add")
+        x = b.layer("ReLU", x, name=f"block{i}_out")
+    x = b.layer("AdaptiveAvgPool2d", x, name="gap")
+    x = b.layer("Flatten", x, name="flatten")
+    x = b.layer("Linear", x, out_features=10, name="classifier")
+    b.output(x, name="logits")
+    return Project(
+        b.auto_layout(),
+        "Digits ResNet",
+        "A small residual network: two basic blocks with skip connections (Add) on the 8x8 digits.",
+        validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 64}),
+        validate_section(TRAINING_FIELDS, {"epochs": 15, "lr": 0.003, "schedule": "cosine"}),
+    )
+
+
+def digits_lstm() -> Project:
+    b = GraphBuilder()
+    x = b.input((8, 8), name="rows")
+    x = b.layer("LSTM", x, hidden_size=64, name="lstm")
+    x = b.layer("Linear", b.port(x, "h"), out_features=10, name="classifier")
+    b.output(x, name="logits")
+    return Project(
+        b.auto_layout(),
+        "Digits LSTM",
+        "An LSTM reads each 8x8 digit row by row (8 steps of 8 pixels) and classifies its final state.",
+        validate_section(DATA_FIELDS, {"dataset": "digits", "layout": "rows", "batch_size": 64}),
+        validate_section(TRAINING_FIELDS, {"epochs": 30, "lr": 0.005}),
+    )
+
+
+SAMPLES: dict[str, Callable[[], Project]] = {
+    "digits_mlp.json": digits_mlp,
+    "digits_cnn.json": digits_cnn,
+    "digits_resnet.json": digits_resnet,
+    "digits_lstm.json": digits_lstm,
+}
+
+
+def main() -> None:
+    for file, make in SAMPLES.items():
+        (HERE / file).write_text(make().to_json())
+        print(f"wrote samples/{file}")
+
+
+if __name__ == "__main__":
+    main()

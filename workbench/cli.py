@@ -1,0 +1,187 @@
+"""The ``workbench`` command line: thin over the same functions the GUI uses.
+
+Exit status: 0 success, 1 the project or run has errors (listed), 2 a file
+cannot be read or the arguments are wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import ProjectError, WorkbenchError
+from .layers.dims import fmt_shape
+
+EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"workbench: error: {message}", file=sys.stderr)
+    return code
+
+
+# --------------------------------------------------------------------------- check
+
+
+def check_report(project: Any) -> dict[str, Any]:
+    """The ``check --json`` document for a loaded project."""
+    from .shapes import infer
+
+    si = infer(project.graph)
+    infos = si.all()
+    nodes = []
+    for node in project.graph:
+        info = infos[node.id]
+        shapes = {port: fmt_shape(s) for port, s in info.outputs.items()}
+        if node.spec.role == "output" and info.status == "ok":
+            shapes = {"x": fmt_shape(info.inputs["x"])}  # type: ignore[arg-type]
+        nodes.append(
+            {
+                "id": node.id,
+                "name": node.name,
+                "type": node.type,
+                "status": info.status,
+                "output_shapes": shapes,
+                "params": info.params,
+            }
+        )
+    errors = [{"node": e.node, "message": str(e), "param": e.param} for e in si.errors()]
+    if not project.graph.inputs():
+        errors.append({"node": None, "message": "the graph has no Input node", "param": None})
+    if not project.graph.outputs():
+        errors.append({"node": None, "message": "the graph has no Output node", "param": None})
+    return {
+        "project": project.name,
+        "nodes": nodes,
+        "total_params": si.total_params(),
+        "errors": errors,
+        "warnings": [{"node": w.node, "message": w.message} for w in si.warnings()],
+    }
+
+
+def format_table(rows: list[list[str]], align_right: set[int] = frozenset()) -> str:  # type: ignore[assignment]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, r in enumerate(rows):
+        cells = [c.rjust(w) if i in align_right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .project import load_project
+
+    try:
+        project = load_project(args.project)
+    except ProjectError as exc:
+        return _fail(str(exc), EXIT_UNREADABLE)
+    report = check_report(project)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        rows = [["name", "type", "output shape(s)", "params"]]
+        for n in report["nodes"]:
+            shapes = ", ".join(
+                s if len(n["output_shapes"]) == 1 else f"{p}: {s}" for p, s in n["output_shapes"].items()
+            ) or ("(error)" if n["status"] == "error" else "?")
+            rows.append([n["name"], n["type"], shapes, f"{n['params']:,}"])
+        print(f"{report['project']}")
+        print(format_table(rows, {3}))
+        print(f"\ntotal parameters: {report['total_params']:,}")
+        for w in report["warnings"]:
+            print(f"warning: {w['message']}")
+        for e in report["errors"]:
+            print(f"error: {e['message']}")
+    return EXIT_INVALID if report["errors"] else EXIT_OK
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    from .layers import by_category
+
+    groups = by_category()
+    if args.json:
+        doc = {
+            c: [
+                {"id": s.id, "name": s.name, "doc": s.doc, "params": [p.describe() for p in s.params]}
+                for s in specs
+            ]
+            for c, specs in groups.items()
+        }
+        print(json.dumps(doc, indent=2, default=list))
+        return EXIT_OK
+    for category, specs in groups.items():
+        print(f"{category}:")
+        for s in specs:
+            print(f"  {s.id:<24} {s.doc}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- gui
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from ui.app import main as gui_main
+    except ImportError as exc:  # PySide6 missing or broken
+        return _fail(f"the GUI cannot start: {exc}", EXIT_UNREADABLE)
+    return gui_main([args.project] if getattr(args, "project", None) else [])
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="Neural Workbench: design, train and export neural networks."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("check", help="infer shapes and parameter counts; list errors")
+    p.add_argument("project", help="project file (.json)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("layers", help="list the layer catalogue")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_layers)
+
+    p = sub.add_parser("gui", help="start the graphical editor")
+    p.add_argument("project", nargs="?", help="project file to open")
+    p.set_defaults(func=cmd_gui)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+#: functions adding further subcommands (train, export, import) to the parser
+_EXTRA_COMMANDS: list[Any] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args.project = None
+        return cmd_gui(args)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except BrokenPipeError:  # output piped into `head`
+        sys.stderr.close()
+        return EXIT_OK
+    except WorkbenchError as exc:
+        return _fail(str(exc), EXIT_INVALID)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Graph -> ``nn.Module`` by ``torch.fx`` code generation.
+
+The compiler writes an ``fx.Graph`` whose ``forward`` is straight-line Python
+(no loop over nodes at run time) and wraps it in a ``GraphModule``.  Submodule
+names follow node names, so ``state_dict`` keys read like the canvas.  The
+result is an ordinary module: it trains, saves, ``torch.compile``s and exports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .errors import CompileError, ShapeError
+from .graph import Graph, python_identifier
+from .layers import ModuleCall, Shape
+from .shapes import ShapeInference, infer
+
+#: attribute names a submodule may not take (they would shadow nn.Module API)
+_RESERVED = set(dir(nn.Module)) | set(dir(fx.GraphModule)) | {"self", "torch", "nn", "operator"}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: forward argument name, node name, symbolic shape, dtype."""
+
+    arg: str
+    node: str
+    shape: Shape
+    dtype: str
+
+
+@dataclass
+class Compiled:
+    """The compiled module and what an exporter or trainer needs to know about it.
+
+    Attributes:
+        module: the ``GraphModule``.
+        inputs: forward arguments in order.
+        outputs: Output node names in the order ``forward`` returns them.
+        output_shapes: their symbolic shapes.
+        calls: constructor of every submodule, by attribute name (for source export).
+        attr_of: node id -> attribute / variable name.
+        total_params: as inferred (equals ``sum(p.numel())``).
+    """
+
+    module: fx.GraphModule
+    inputs: list[InputSpec]
+    outputs: list[str]
+    output_shapes: list[Shape]
+    calls: dict[str, ModuleCall] = field(default_factory=dict)
+    attr_of: dict[str, str] = field(default_factory=dict)
+    total_params: int = 0
+
+    def example_inputs(self, batch: int = 2, seq: int = 5, vocab: int = 2) -> tuple[torch.Tensor, ...]:
+        """Random inputs: symbolic batch -> ``batch``, other symbols -> ``seq``."""
+        out = []
+        for spec in self.inputs:
+            dims = [batch if d == "N" else (d if isinstance(d, int) else seq) for d in spec.shape]
+            if spec.dtype == "int64":
+                out.append(torch.randint(0, vocab, dims))
+            else:
+                out.append(torch.randn(dims))
+        return tuple(out)
+
+
+class _FxEmitter:
+    """Implements :class:`workbench.layers.spec.Emitter` over an ``fx.Graph``."""
+
+    def __init__(self, graph: fx.Graph, attr: str) -> None:
+        self.graph = graph
+        self.attr = attr
+
+    def call_module(self, *args: Any, **kwargs: Any) -> fx.Node:
+        return self.graph.create_node("call_module", self.attr, args, kwargs, name=self.attr)
+
+    def call_function(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> fx.Node:
+        return self.graph.call_function(fn, args, kwargs)
+
+    def call_method(self, name: str, *args: Any, **kwargs: Any) -> fx.Node:
+        return self.graph.call_method(name, args, kwargs)
+
+
+def assign_identifiers(graph: Graph) -> dict[str, str]:
+    """Node id -> a unique Python identifier derived from the node's name."""
+    used: set[str] = set()
+    out: dict[str, str] = {}
+    for node in graph:
+        base = python_identifier(node.name)
+        if base in _RESERVED:
+            base += "_"
+        ident, i = base, 1
+        while ident in used:
+            i += 1
+            ident = f"{base}_{i}"
+        used.add(ident)
+        out[node.id] = ident
+    return out
+
+
+def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name: str = "WorkbenchModel") -> Compiled:
+    """Compile ``graph`` into a module.
+
+    Args:
+        graph: a graph with at least one Input and one Output.
+        shapes: inference to reuse (must follow ``graph``); computed when None.
+        class_name: name of the generated class.
+
+    Returns:
+        A :class:`Compiled` whose ``module`` is an ``fx.GraphModule``.
+
+    Raises:
+        CompileError: listing every located error (the same as shape inference).
+    """
+    si = shapes or infer(graph)
+    errors = list(si.errors())
+    if not graph.inputs():
+        errors.append(ShapeError("the graph has no Input node", "(graph)", ""))
+    if not graph.outputs():
+        errors.append(ShapeError("the graph has no Output node", "(graph)", ""))
+    if errors:
+        raise CompileError(errors)
+    info = si.all()
+    attr_of = assign_identifiers(graph)
+    root = nn.Module()
+    fxg = fx.Graph()
+    env: dict[tuple[str, str], fx.Node] = {}
+    calls: dict[str, ModuleCall] = {}
+    inputs: list[InputSpec] = []
+    outputs: list[tuple[str, fx.Node, Shape]] = []
+
+    # Placeholders first, in the graph's node order: that is forward's signature.
+    for node in graph.inputs():
+        attr = attr_of[node.id]
+        env[(node.id, "y")] = fxg.placeholder(attr)
+        inputs.append(InputSpec(attr, node.name, info[node.id].outputs["y"], node.params["dtype"]))
+
+    for nid in graph.topological_order():
+        node, ni, attr = graph.nodes[nid], info[nid], attr_of[nid]
+        spec = node.spec
+        if spec.role == "input":
+            continue
+        xs = []
+        for port in node.input_ports:
+            edge = graph.edge_into(nid, port)
+            assert edge is not None  # shape inference refuses unconnected inputs
+            xs.append(env[(edge.src, edge.src_port)])
+        shapes_in = [ni.inputs[p] for p in node.input_ports]
+        if spec.role == "output":
+            outputs.append((node.name, xs[0], shapes_in[0]))  # type: ignore[arg-type]
+            continue
+        if spec.build is not None:
+            call = spec.build(node.params, shapes_in)  # type: ignore[arg-type]
+            root.add_module(attr, call.instantiate())
+            calls[attr] = call
+        emitter = _FxEmitter(fxg, attr)
+        if spec.emit is not None:
+            results = spec.emit(emitter, node.params, shapes_in, xs)  # type: ignore[arg-type]
+        else:
+            results = [emitter.call_module(*xs)]
+        for port, value in zip(node.output_ports, results, strict=True):
+            env[(nid, port)] = value
+
+    # Outputs keep the graph's node order (not the topological one).
+    order = {n.name: i for i, n in enumerate(graph.outputs())}
+    outputs.sort(key=lambda o: order[o[0]])
+    result = outputs[0][1] if len(outputs) == 1 else tuple(o[1] for o in outputs)
+    fxg.output(result)
+    module = fx.GraphModule(root, fxg, class_name=class_name)
+    # Drop unused values (e.g. an LSTM's final state when only its sequence is wired).
+    if module.graph.eliminate_dead_code():
+        module.recompile()
+    module.graph.lint()
+    return Compiled(
+        module=module,
+        inputs=inputs,
+        outputs=[o[0] for o in outputs],
+        output_shapes=[o[2] for o in outputs],
+        calls=calls,
+        attr_of=attr_of,
+        total_params=si.total_params(),
+    )

@@ -1,0 +1,109 @@
+"""Data and training configuration, declared with the same typed parameters as layers.
+
+One declaration serves validation (project files report ``data.batch_size:
+expected a positive int, got 0``), defaults, the CLI and the GUI's editors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .layers.spec import BoolParam, ChoiceParam, FloatParam, IntParam, Param, ParamValueError, StrParam
+
+DATASETS = (
+    "digits",
+    "synthetic_blobs",
+    "synthetic_regression",
+    "synthetic_sequence",
+    "csv",
+    "image_folder",
+    "idx",
+    "torchvision",
+)
+
+DATA_FIELDS: tuple[Param, ...] = (
+    ChoiceParam("dataset", "digits", "where samples come from", choices=DATASETS),
+    StrParam("path", "", "file or folder (csv, image_folder, idx, torchvision download folder)"),
+    StrParam("name", "", "torchvision dataset name (MNIST, FashionMNIST, CIFAR10)"),
+    StrParam("target_column", "", "CSV column to predict (default: the last one)"),
+    ChoiceParam(
+        "layout",
+        "auto",
+        "how samples are shaped for the Input: auto follows the Input's shape; rows reads images row by row",
+        choices=("auto", "image", "flat", "rows"),
+    ),
+    IntParam("image_size", 0, "resize images to this square size (0 keeps the size)", minimum=0, maximum=4096),
+    BoolParam("grayscale", True, "load images as one channel"),
+    BoolParam("augment", False, "random flips and shifts while training (images)"),
+    IntParam("num_samples", 1000, "size of synthetic sets", minimum=10, maximum=10_000_000),
+    FloatParam("val_fraction", 0.2, "share held out for validation", minimum=0.0, maximum=0.9),
+    FloatParam("test_fraction", 0.0, "share held out for a final test", minimum=0.0, maximum=0.9),
+    IntParam("batch_size", 64, "samples per step", minimum=1, maximum=1_000_000),
+    BoolParam("shuffle", True, "shuffle training samples every epoch"),
+    IntParam("seed", 0, "seed for splits and shuffling", minimum=0),
+)
+
+TRAINING_FIELDS: tuple[Param, ...] = (
+    ChoiceParam(
+        "task",
+        "classification",
+        "decides the loss and metrics",
+        choices=("classification", "regression", "reconstruction"),
+    ),
+    ChoiceParam("optimizer", "adam", "update rule", choices=("sgd", "adam", "adamw", "rmsprop")),
+    FloatParam("lr", 1e-3, "learning rate", minimum=0.0, maximum=10.0),
+    FloatParam("momentum", 0.9, "SGD / RMSprop momentum", minimum=0.0, maximum=1.0),
+    BoolParam("nesterov", False, "Nesterov momentum (SGD)"),
+    FloatParam("weight_decay", 0.0, "L2 penalty (decoupled for AdamW)", minimum=0.0, maximum=1.0),
+    ChoiceParam(
+        "schedule", "none", "learning-rate schedule", choices=("none", "step", "cosine", "onecycle", "plateau")
+    ),
+    IntParam("step_size", 10, "epochs between decays (step schedule)", minimum=1),
+    FloatParam("gamma", 0.1, "decay factor (step and plateau schedules)", minimum=0.0, maximum=1.0),
+    IntParam("warmup_epochs", 0, "linear warm-up before the schedule", minimum=0),
+    FloatParam("grad_clip", 0.0, "clip the gradient norm to this (0: off)", minimum=0.0),
+    IntParam("epochs", 10, "passes over the training set", minimum=1, maximum=100_000),
+    IntParam("early_stopping", 0, "stop after this many epochs without improvement (0: off)", minimum=0),
+    IntParam("seed", 0, "seed for initialisation and dropout", minimum=0),
+    StrParam("device", "auto", "auto, cpu, cuda, cuda:N or mps", allow_empty=False),
+    ChoiceParam("precision", "fp32", "mixed precision on CUDA", choices=("fp32", "bf16", "fp16")),
+    IntParam("top_k", 5, "also report top-k accuracy (classification)", minimum=1, maximum=100),
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value was refused; ``key`` names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.detail = message
+
+
+def validate_section(fields: tuple[Param, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """Defaults filled in, every value validated, unknown keys refused.
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError("", f"expected an object, got {type(values).__name__}")
+    known = {f.name: f for f in fields}
+    for key in values:
+        if key not in known:
+            raise ConfigError(key, f"unknown setting (known: {', '.join(known)})")
+    out: dict[str, Any] = {}
+    for f in fields:
+        try:
+            out[f.name] = f.validate(values.get(f.name, f.default))
+        except ParamValueError as exc:
+            raise ConfigError(f.name, str(exc)) from None
+    return out
+
+
+def default_data() -> dict[str, Any]:
+    return validate_section(DATA_FIELDS, {})
+
+
+def default_training() -> dict[str, Any]:
+    return validate_section(TRAINING_FIELDS, {})

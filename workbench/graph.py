@@ -1,0 +1,376 @@
+"""The graph model: layer nodes and port-to-port edges.
+
+Every mutation validates first and either applies fully or raises a typed
+:class:`~workbench.errors.GraphError` without changing anything.  Observers
+(shape inference, the canvas) subscribe to :class:`GraphEvent`s.
+"""
+
+from __future__ import annotations
+
+import copy
+import keyword
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from .errors import (
+    CycleError,
+    GraphError,
+    NameConflictError,
+    NodeNotFoundError,
+    ParamError,
+    PortError,
+    UnknownLayerError,
+)
+from .layers import REGISTRY, LayerSpec, ParamValueError
+
+
+@dataclass
+class Node:
+    """A layer instance.  Treat as read-only: change it through :class:`Graph`."""
+
+    id: str
+    type: str
+    name: str
+    params: dict[str, Any]
+    position: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def spec(self) -> LayerSpec:
+        return REGISTRY[self.type]
+
+    @property
+    def input_ports(self) -> tuple[str, ...]:
+        return self.spec.input_ports(self.params)
+
+    @property
+    def output_ports(self) -> tuple[str, ...]:
+        return self.spec.output_ports(self.params)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A wire from ``src``'s output port to ``dst``'s input port (node ids)."""
+
+    src: str
+    src_port: str
+    dst: str
+    dst_port: str
+
+
+@dataclass(frozen=True)
+class GraphEvent:
+    """What changed: ``kind`` is one of node_added, node_removed, edge_added,
+    edge_removed, params_changed, renamed, moved."""
+
+    kind: str
+    node: str | None = None
+    edge: Edge | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Listener = Callable[[GraphEvent], None]
+
+
+def default_name_prefix(type_id: str) -> str:
+    """``Conv2d`` -> ``conv2d``, ``MultiheadAttention`` -> ``multiheadattention``."""
+    return re.sub(r"[^a-z0-9_]", "", type_id.lower()) or "node"
+
+
+class Graph:
+    """A directed acyclic graph of layer nodes.
+
+    Nodes keep insertion order, which fixes the order of a model's inputs and
+    outputs and makes every derived listing deterministic.
+    """
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, Node] = {}
+        self._edges: dict[tuple[str, str], Edge] = {}  # keyed by (dst, dst_port)
+        self._nx = nx.MultiDiGraph()
+        self._listeners: list[Listener] = []
+        self._next_id = 1
+
+    # ------------------------------------------------------------------ observers
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def _emit(self, event: GraphEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def nodes(self) -> dict[str, Node]:
+        """Nodes by id (a read-only view by convention)."""
+        return self._nodes
+
+    @property
+    def edges(self) -> list[Edge]:
+        return list(self._edges.values())
+
+    def node(self, node_id: str) -> Node:
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise NodeNotFoundError(f"no node with id {node_id!r}") from None
+
+    def by_name(self, name: str) -> Node:
+        for n in self._nodes.values():
+            if n.name == name:
+                return n
+        raise NodeNotFoundError(f"no node named {name!r}", node=name)
+
+    def names(self) -> set[str]:
+        return {n.name for n in self._nodes.values()}
+
+    def edge_into(self, node_id: str, port: str) -> Edge | None:
+        return self._edges.get((node_id, port))
+
+    def edges_into(self, node_id: str) -> list[Edge]:
+        return [e for e in self._edges.values() if e.dst == node_id]
+
+    def edges_from(self, node_id: str) -> list[Edge]:
+        return [e for e in self._edges.values() if e.src == node_id]
+
+    def successors(self, node_id: str) -> set[str]:
+        return set(self._nx.successors(node_id))
+
+    def descendants(self, node_id: str) -> set[str]:
+        return nx.descendants(self._nx, node_id)
+
+    def topological_order(self) -> list[str]:
+        """Node ids in a deterministic topological order (ties by insertion)."""
+        index = {nid: i for i, nid in enumerate(self._nodes)}
+        return list(nx.lexicographical_topological_sort(self._nx, key=index.__getitem__))
+
+    def inputs(self) -> list[Node]:
+        return [n for n in self._nodes.values() if n.spec.role == "input"]
+
+    def outputs(self) -> list[Node]:
+        return [n for n in self._nodes.values() if n.spec.role == "output"]
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._nodes.values())
+
+    # ------------------------------------------------------------------ validation helpers
+    def can_connect(self, src: str, src_port: str, dst: str, dst_port: str) -> str | None:
+        """Why a connection is refused, or None when it is allowed (for the canvas)."""
+        try:
+            self._check_connect(Edge(src, src_port, dst, dst_port))
+        except GraphError as exc:
+            return str(exc)
+        return None
+
+    def _check_connect(self, edge: Edge) -> None:
+        a, b = self.node(edge.src), self.node(edge.dst)
+        if edge.src_port not in a.output_ports:
+            raise PortError(f'"{a.name}" has no output port {edge.src_port!r}', node=a.name)
+        if edge.dst_port not in b.input_ports:
+            raise PortError(f'"{b.name}" has no input port {edge.dst_port!r}', node=b.name)
+        taken = self._edges.get((edge.dst, edge.dst_port))
+        if taken is not None:
+            raise PortError(
+                f'input {edge.dst_port!r} of "{b.name}" is already connected to "{self._nodes[taken.src].name}"',
+                node=b.name,
+            )
+        if edge.src == edge.dst or nx.has_path(self._nx, edge.dst, edge.src):
+            raise CycleError(f'connecting "{a.name}" to "{b.name}" would create a cycle', node=b.name)
+
+    def validate_params(self, type_id: str, params: dict[str, Any], node_name: str | None = None) -> dict[str, Any]:
+        """Fill defaults, validate every value, refuse unknown keys."""
+        spec = self._spec(type_id)
+        unknown = set(params) - {p.name for p in spec.params}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ParamError(f"{spec.id} has no parameter {key!r}", node=node_name, param=key)
+        out = {}
+        for p in spec.params:
+            value = params.get(p.name, p.default)
+            try:
+                out[p.name] = p.validate(value)
+            except ParamValueError as exc:
+                where = f'"{node_name}" ' if node_name else ""
+                raise ParamError(f"{spec.id} {where}parameter {p.name}: {exc}", node=node_name, param=p.name) from None
+        return out
+
+    def validate_name(self, name: str, ignore: str | None = None) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise NameConflictError("a node name cannot be empty", node=str(name))
+        name = name.strip()
+        for n in self._nodes.values():
+            if n.name == name and n.id != ignore:
+                raise NameConflictError(f"the name {name!r} is already used by another node", node=name)
+        return name
+
+    def unique_name(self, prefix: str) -> str:
+        taken = self.names()
+        i = 1
+        while f"{prefix}{i}" in taken:
+            i += 1
+        return f"{prefix}{i}"
+
+    def _spec(self, type_id: str) -> LayerSpec:
+        try:
+            return REGISTRY[type_id]
+        except KeyError:
+            raise UnknownLayerError(f"unknown layer type {type_id!r}") from None
+
+    def _new_id(self) -> str:
+        while f"n{self._next_id}" in self._nodes:
+            self._next_id += 1
+        return f"n{self._next_id}"
+
+    # ------------------------------------------------------------------ mutations
+    def add_node(
+        self,
+        type_id: str,
+        params: dict[str, Any] | None = None,
+        name: str | None = None,
+        position: tuple[float, float] = (0.0, 0.0),
+        node_id: str | None = None,
+    ) -> Node:
+        """Add a node and return it.
+
+        Raises:
+            UnknownLayerError, ParamError, NameConflictError, GraphError (id in use).
+        """
+        self._spec(type_id)
+        name = self.validate_name(name) if name is not None else self.unique_name(default_name_prefix(type_id))
+        params = self.validate_params(type_id, params or {}, name)
+        if node_id is None:
+            node_id = self._new_id()
+        elif not isinstance(node_id, str) or not node_id or node_id in self._nodes:
+            raise GraphError(f"node id {node_id!r} is invalid or already used", node=name)
+        x, y = position
+        node = Node(node_id, type_id, name, params, (float(x), float(y)))
+        self._nodes[node_id] = node
+        self._nx.add_node(node_id)
+        self._emit(GraphEvent("node_added", node_id))
+        return node
+
+    def remove_node(self, node_id: str) -> list[Edge]:
+        """Remove a node and its edges; returns the removed edges (for undo)."""
+        node = self.node(node_id)
+        removed = [e for e in self._edges.values() if node_id in (e.src, e.dst)]
+        for e in removed:
+            self.disconnect(e)
+        del self._nodes[node.id]
+        self._nx.remove_node(node.id)
+        self._emit(GraphEvent("node_removed", node_id, extra={"node": node}))
+        return removed
+
+    def connect(self, src: str, src_port: str, dst: str, dst_port: str) -> Edge:
+        """Wire ``src.src_port`` to ``dst.dst_port``.
+
+        Raises:
+            NodeNotFoundError, PortError (no such port, input already taken), CycleError.
+        """
+        edge = Edge(src, src_port, dst, dst_port)
+        self._check_connect(edge)
+        self._edges[(dst, dst_port)] = edge
+        self._nx.add_edge(src, dst, key=(src_port, dst_port))
+        self._emit(GraphEvent("edge_added", dst, edge))
+        return edge
+
+    def disconnect(self, edge: Edge) -> None:
+        if self._edges.get((edge.dst, edge.dst_port)) != edge:
+            raise PortError(f"no such connection: {edge}")
+        del self._edges[(edge.dst, edge.dst_port)]
+        self._nx.remove_edge(edge.src, edge.dst, key=(edge.src_port, edge.dst_port))
+        self._emit(GraphEvent("edge_removed", edge.dst, edge))
+
+    def set_params(self, node_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change parameters; returns the previous values of the changed keys.
+
+        Raises:
+            ParamError when a value is refused; PortError when the change would
+            remove a port that still has a wire.
+        """
+        node = self.node(node_id)
+        merged = self.validate_params(node.type, {**node.params, **changes}, node.name)
+        new_inputs = set(node.spec.input_ports(merged))
+        for e in self.edges_into(node_id):
+            if e.dst_port not in new_inputs:
+                raise PortError(
+                    f'"{node.name}": disconnect input {e.dst_port!r} before removing it', node=node.name
+                )
+        new_outputs = set(node.spec.output_ports(merged))
+        for e in self.edges_from(node_id):
+            if e.src_port not in new_outputs:
+                raise PortError(f'"{node.name}": disconnect output {e.src_port!r} first', node=node.name)
+        old = {k: node.params[k] for k in changes}
+        node.params = merged
+        self._emit(GraphEvent("params_changed", node_id, extra={"old": old}))
+        return old
+
+    def set_param(self, node_id: str, key: str, value: Any) -> Any:
+        """Change one parameter; returns its previous value."""
+        return self.set_params(node_id, {key: value})[key]
+
+    def rename(self, node_id: str, name: str) -> str:
+        """Rename a node; returns the old name."""
+        node = self.node(node_id)
+        name = self.validate_name(name, ignore=node_id)
+        old, node.name = node.name, name
+        self._emit(GraphEvent("renamed", node_id, extra={"old": old}))
+        return old
+
+    def move(self, node_id: str, position: tuple[float, float]) -> tuple[float, float]:
+        """Move a node on the canvas; returns the old position."""
+        node = self.node(node_id)
+        old = node.position
+        node.position = (float(position[0]), float(position[1]))
+        self._emit(GraphEvent("moved", node_id, extra={"old": old}))
+        return old
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self, node_ids: Iterable[str] | None = None) -> dict[str, Any]:
+        """JSON-able form; with ``node_ids``, only those nodes and the edges among them."""
+        keep = set(self._nodes) if node_ids is None else set(node_ids)
+        return {
+            "nodes": [
+                {
+                    "id": n.id,
+                    "type": n.type,
+                    "name": n.name,
+                    "params": {k: list(v) if isinstance(v, tuple) else v for k, v in n.params.items()},
+                    "position": [n.position[0], n.position[1]],
+                }
+                for n in self._nodes.values()
+                if n.id in keep
+            ],
+            "edges": [
+                {"from": [e.src, e.src_port], "to": [e.dst, e.dst_port]}
+                for e in self._edges.values()
+                if e.src in keep and e.dst in keep
+            ],
+        }
+
+    def copy(self) -> Graph:
+        """A deep copy without listeners."""
+        g = Graph()
+        g._nodes = {k: copy.deepcopy(v) for k, v in self._nodes.items()}
+        g._edges = dict(self._edges)
+        g._nx = self._nx.copy()
+        g._next_id = self._next_id
+        return g
+
+
+def python_identifier(name: str) -> str:
+    """Turn a node name into a valid, non-keyword Python identifier."""
+    ident = re.sub(r"\W", "_", name.strip()) or "node"
+    if ident[0].isdigit():
+        ident = "_" + ident
+    if keyword.iskeyword(ident) or keyword.issoftkeyword(ident):
+        ident += "_"
+    return ident

@@ -1,0 +1,385 @@
+"""Declarations of layer types: typed parameters, ports, shape rule, torch code.
+
+A layer type is one :class:`LayerSpec`.  Everything else (palette, inspector,
+shape inference, compiler, source export, tests) reads these declarations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+Dim = int | str
+"""One dimension: a concrete size, or a symbol such as ``"N"`` (batch) or ``"T"``."""
+Shape = tuple[Dim, ...]
+
+
+class ParamValueError(ValueError):
+    """A value a parameter declaration refuses; the message says expected vs received."""
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed parameter declaration.
+
+    Attributes:
+        name: key in the node's ``params`` dict (a Python identifier).
+        default: the value a new node gets.
+        doc: one line shown in the inspector.
+    """
+
+    name: str
+    default: Any
+    doc: str = ""
+    kind: ClassVar[str] = "any"
+
+    def validate(self, value: Any) -> Any:
+        """Return the normalised value or raise :class:`ParamValueError`."""
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description (for docs, the schema and the GUI)."""
+        return {"name": self.name, "kind": self.kind, "default": self.default, "doc": self.doc}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class IntParam(Param):
+    minimum: int | None = None
+    maximum: int | None = None
+    kind: ClassVar[str] = "int"
+
+    def validate(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not _is_int(value):
+            raise ParamValueError(f"expected {self._range_text()}, got {value!r}")
+        if (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        ):
+            raise ParamValueError(f"expected {self._range_text()}, got {value}")
+        return value
+
+    def _range_text(self) -> str:
+        lo, hi = self.minimum, self.maximum
+        if lo == 1 and hi is None:
+            return "a positive int"
+        if lo == 0 and hi is None:
+            return "a non-negative int"
+        if lo is not None and hi is not None:
+            return f"an int in [{lo}, {hi}]"
+        if lo is not None:
+            return f"an int >= {lo}"
+        if hi is not None:
+            return f"an int <= {hi}"
+        return "an int"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "minimum": self.minimum, "maximum": self.maximum}
+
+
+@dataclass(frozen=True)
+class FloatParam(Param):
+    minimum: float | None = None
+    maximum: float | None = None
+    kind: ClassVar[str] = "float"
+
+    def validate(self, value: Any) -> float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ParamValueError(f"expected a finite number, got {value!r}")
+        value = float(value)
+        if (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        ):
+            raise ParamValueError(
+                f"expected a number in [{self.minimum if self.minimum is not None else '-inf'}, "
+                f"{self.maximum if self.maximum is not None else 'inf'}], got {value}"
+            )
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "minimum": self.minimum, "maximum": self.maximum}
+
+
+@dataclass(frozen=True)
+class BoolParam(Param):
+    kind: ClassVar[str] = "bool"
+
+    def validate(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ParamValueError(f"expected true or false, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class ChoiceParam(Param):
+    choices: tuple[str, ...] = ()
+    kind: ClassVar[str] = "choice"
+
+    def validate(self, value: Any) -> str:
+        if value not in self.choices:
+            raise ParamValueError(f"expected one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "choices": list(self.choices)}
+
+
+@dataclass(frozen=True)
+class IntTupleParam(Param):
+    """A tuple of ints: ``length`` fixed (a bare int is broadcast) or free when None.
+
+    ``minimum`` bounds every element; ``allow_minus_one`` admits one ``-1``
+    (an inferred size, as in ``reshape``).
+    """
+
+    length: int | None = None
+    minimum: int | None = None
+    min_length: int = 1
+    allow_minus_one: bool = False
+    kind: ClassVar[str] = "int_tuple"
+
+    def validate(self, value: Any) -> tuple[int, ...]:
+        if _is_int(value) and self.length is not None:
+            value = (value,) * self.length
+        if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
+            raise ParamValueError(f"expected {self._text()}, got {value!r}")
+        value = tuple(value)
+        if self.length is not None and len(value) != self.length:
+            raise ParamValueError(f"expected {self._text()}, got {len(value)} values {list(value)}")
+        if len(value) < self.min_length:
+            raise ParamValueError(f"expected {self._text()}, got {list(value)}")
+        for v in value:
+            if self.allow_minus_one and v == -1:
+                continue
+            if self.minimum is not None and v < self.minimum:
+                raise ParamValueError(f"expected {self._text()}, got {list(value)}")
+        if self.allow_minus_one and value.count(-1) > 1:
+            raise ParamValueError(f"at most one -1 is allowed, got {list(value)}")
+        return value
+
+    def _text(self) -> str:
+        what = "ints"
+        if self.minimum == 1:
+            what = "positive ints"
+        elif self.minimum == 0:
+            what = "non-negative ints"
+        if self.length is not None:
+            return f"{self.length} {what} (or one for all)"
+        return f"a list of at least {self.min_length} {what}"
+
+    def describe(self) -> dict[str, Any]:
+        d = {**super().describe(), "length": self.length, "minimum": self.minimum}
+        d["default"] = list(self.default)
+        return d
+
+
+@dataclass(frozen=True)
+class StrParam(Param):
+    """Free text (a path, a column name); ``allow_empty`` admits ``""``."""
+
+    allow_empty: bool = True
+    kind: ClassVar[str] = "str"
+
+    def validate(self, value: Any) -> str:
+        if not isinstance(value, str) or (not value and not self.allow_empty):
+            raise ParamValueError(f"expected {'a' if self.allow_empty else 'a non-empty'} string, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class ShapeParam(Param):
+    """The shape of an Input without its batch dimension: ints, or ``"T"`` for a
+    symbolic sequence length."""
+
+    kind: ClassVar[str] = "shape"
+
+    def validate(self, value: Any) -> tuple[Dim, ...]:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ParamValueError(f"expected a non-empty list of positive ints (or \"T\"), got {value!r}")
+        out: list[Dim] = []
+        for v in value:
+            if _is_int(v) and v >= 1:
+                out.append(v)
+            elif isinstance(v, str) and v.isidentifier() and v != "N":
+                out.append(v)
+            else:
+                raise ParamValueError(
+                    f"expected a non-empty list of positive ints (or a symbol like \"T\"), got {list(value)!r}"
+                )
+        return tuple(out)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "default": list(self.default)}
+
+
+# --------------------------------------------------------------------------- torch code
+
+
+@dataclass(frozen=True)
+class ModuleCall:
+    """How to construct a torch module: ``torch.nn.<cls>(*args, **kwargs)``.
+
+    One description serves both instantiation (compiler) and source export.
+    """
+
+    cls: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def instantiate(self) -> Any:
+        import torch.nn as nn
+
+        return getattr(nn, self.cls)(*self.args, **self.kwargs)
+
+    def source(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"nn.{self.cls}({', '.join(parts)})"
+
+
+class LayerShapeError(Exception):
+    """Raised by shape rules.  The inference engine adds the node's name.
+
+    Args:
+        message: what is wrong (used as is when ``expected`` is None).
+        port: index of the input at fault.
+        param: name of the parameter at fault.
+        expected: a shape pattern such as ``[N, C, H, W]``; the engine then writes
+            ``expects [N, C, H, W], got [N, 784] from "flatten1"``.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        port: int | None = None,
+        param: str | None = None,
+        expected: str | None = None,
+    ) -> None:
+        super().__init__(message or f"expects {expected}")
+        self.message = message
+        self.port = port
+        self.param = param
+        self.expected = expected
+
+
+ShapeRule = Callable[[dict[str, Any], list[Shape]], list[Shape]]
+CountRule = Callable[[dict[str, Any], list[Shape]], int]
+BuildRule = Callable[[dict[str, Any], list[Shape]], ModuleCall]
+EmitRule = Callable[["Emitter", dict[str, Any], list[Shape], list[Any]], list[Any]]
+
+
+class Emitter(Protocol):
+    """What an emit rule may do while the compiler writes ``forward``.
+
+    The compiler provides the implementation; rules only call these methods,
+    so they never touch ``torch.fx`` directly.
+    """
+
+    def call_module(self, *args: Any, **kwargs: Any) -> Any:
+        """Call this node's own submodule."""
+        ...
+
+    def call_function(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a torch function (``torch.cat``, ``operator.getitem``...)."""
+        ...
+
+    def call_method(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a tensor method (``x.flatten(1)``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Example:
+    """A parameter setting and input shapes the conformance tests run.
+
+    Shapes use concrete sizes; ``int_input`` marks token-id inputs.
+    """
+
+    params: dict[str, Any]
+    inputs: tuple[tuple[int, ...], ...]
+    int_input: bool = False
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer type.
+
+    Attributes:
+        id: stable type id stored in project files (``"Conv2d"``).
+        name: display name.
+        category: palette group.
+        doc: one line, including input and output shapes.
+        params: parameter declarations, in inspector order.
+        inputs: input port names (or a function of params for variadic layers).
+        outputs: output port names.
+        infer: shape rule ``(params, input_shapes) -> output_shapes``.
+        count: parameter-count rule (defaults to 0).
+        build: the torch module to create, or None for functional layers.
+        emit: how ``forward`` uses it; defaults to calling the module on the inputs.
+        key_params: parameters shown on the canvas node.
+        examples: settings for the conformance tests.
+        role: ``"layer"``, ``"input"`` or ``"output"``.
+    """
+
+    id: str
+    name: str
+    category: str
+    doc: str
+    infer: ShapeRule
+    params: tuple[Param, ...] = ()
+    inputs: tuple[str, ...] | Callable[[dict[str, Any]], tuple[str, ...]] = ("x",)
+    outputs: tuple[str, ...] = ("y",)
+    count: CountRule | None = None
+    build: BuildRule | None = None
+    emit: EmitRule | None = None
+    key_params: tuple[str, ...] = ()
+    examples: tuple[Example, ...] = ()
+    role: str = "layer"
+    """``"input"`` and ``"output"`` mark the graph's interface nodes."""
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.validate(p.default) for p in self.params}
+
+    def input_ports(self, params: dict[str, Any]) -> tuple[str, ...]:
+        return self.inputs(params) if callable(self.inputs) else self.inputs
+
+    def output_ports(self, params: dict[str, Any]) -> tuple[str, ...]:
+        return self.outputs
+
+    def param_count(self, params: dict[str, Any], shapes: Sequence[Shape]) -> int:
+        return self.count(params, list(shapes)) if self.count else 0
+
+
+# --------------------------------------------------------------------------- registry
+
+REGISTRY: dict[str, LayerSpec] = {}
+
+
+def register(spec: LayerSpec) -> LayerSpec:
+    """Add a layer type to the catalogue; a duplicate id fails at import."""
+    if spec.id in REGISTRY:
+        raise ValueError(f"layer type {spec.id!r} is registered twice")
+    for p in spec.params:
+        p.validate(p.default)  # a declaration with a bad default fails at import
+    REGISTRY[spec.id] = spec
+    return spec
+
+
+def get_spec(type_id: str) -> LayerSpec:
+    """Return the declaration of ``type_id`` or raise KeyError."""
+    return REGISTRY[type_id]
