@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench.builder import GraphBuilder  # noqa: E402
-from workbench.config import validate_section, DATA_FIELDS, TRAINING_FIELDS  # noqa: E402
-from workbench.project import Project  # noqa: E402
+from workbench.builder import GraphBuilder
+from workbench.config import DATA_FIELDS, TRAINING_FIELDS, validate_section
+from workbench.project import Project
 
 HERE = Path(__file__).resolve().parent
 

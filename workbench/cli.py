@@ -128,11 +128,17 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    """Start the GUI, found as the ``workbench.gui`` entry point (the core never imports it)."""
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group="workbench.gui"))
+    if not found:
+        return _fail("the GUI is not installed (no 'workbench.gui' entry point); reinstall the package", EXIT_UNREADABLE)
     try:
-        from ui.app import main as gui_main
+        gui_main = found[0].load()
     except ImportError as exc:  # PySide6 missing or broken
         return _fail(f"the GUI cannot start: {exc}", EXIT_UNREADABLE)
-    return gui_main([args.project] if getattr(args, "project", None) else [])
+    return int(gui_main([args.project] if getattr(args, "project", None) else []))
 
 
 # --------------------------------------------------------------------------- entry

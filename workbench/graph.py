@@ -177,14 +177,14 @@ class Graph:
             raise PortError(f'"{a.name}" has no output port {edge.src_port!r}', node=a.name)
         if edge.dst_port not in b.input_ports:
             raise PortError(f'"{b.name}" has no input port {edge.dst_port!r}', node=b.name)
+        if edge.src == edge.dst or nx.has_path(self._nx, edge.dst, edge.src):
+            raise CycleError(f'connecting "{a.name}" to "{b.name}" would create a cycle', node=b.name)
         taken = self._edges.get((edge.dst, edge.dst_port))
         if taken is not None:
             raise PortError(
                 f'input {edge.dst_port!r} of "{b.name}" is already connected to "{self._nodes[taken.src].name}"',
                 node=b.name,
             )
-        if edge.src == edge.dst or nx.has_path(self._nx, edge.dst, edge.src):
-            raise CycleError(f'connecting "{a.name}" to "{b.name}" would create a cycle', node=b.name)
 
     def validate_params(self, type_id: str, params: dict[str, Any], node_name: str | None = None) -> dict[str, Any]:
         """Fill defaults, validate every value, refuse unknown keys."""

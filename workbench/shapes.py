@@ -76,10 +76,12 @@ class ShapeInference:
         if event.kind == "node_removed":
             self._info.pop(event.node or "", None)
             self._dirty.discard(event.node or "")
-        elif event.kind in ("node_added", "edge_added", "edge_removed", "params_changed", "renamed"):
-            # a rename changes messages downstream ("from <name>"), so it counts too
+        elif event.kind in ("node_added", "edge_added", "edge_removed", "params_changed"):
             if event.node in self.graph.nodes:
                 self._dirty.add(event.node)  # type: ignore[arg-type]
+        elif event.kind == "renamed":
+            # messages downstream quote this name ('got [N, 784] from "flatten1"')
+            self._dirty |= self.graph.successors(event.node)  # type: ignore[arg-type]
 
     def invalidate_all(self) -> None:
         self._dirty = set(self.graph.nodes)
@@ -123,17 +125,48 @@ class ShapeInference:
         if not self._dirty:
             self.last_updated = set()
             return set()
-        todo: set[str] = set()
-        for nid in self._dirty:
-            if nid in self.graph.nodes and nid not in todo:
-                todo.add(nid)
-                todo |= self.graph.descendants(nid)
+        succ = self.graph._nx._succ  # adjacency: id -> {successor: edges}
+        todo: set[str] = {n for n in self._dirty if n in self.graph.nodes}
+        stack = list(todo)
+        while stack:  # one traversal from all dirty nodes: everything downstream
+            for nxt in succ[stack.pop()]:
+                if nxt not in todo:
+                    todo.add(nxt)
+                    stack.append(nxt)
+        roots = self._dirty & todo
         self._dirty.clear()
-        sub = self.graph._nx.subgraph(todo)
-        for nid in nx.topological_sort(sub):
-            self._info[nid] = self._infer_node(nid)
-        self.last_updated = todo
-        return todo
+        # Early cut-off: a node is re-inferred only when it was edited or an input
+        # of it changed, so an edit that keeps its output shape stops right there.
+        pred = self.graph._nx._pred
+        changed: set[str] = set()
+        updated: set[str] = set()
+        for nid in self._order(todo):
+            if nid not in roots and not any(p in changed for p in pred[nid]):
+                continue
+            old = self._info.get(nid)
+            new = self._infer_node(nid)
+            self._info[nid] = new
+            updated.add(nid)
+            if old is None or _signature(old) != _signature(new):
+                changed.add(nid)
+        self.last_updated = updated
+        return updated
+
+    def _order(self, todo: set[str]) -> list[str]:
+        """Kahn's algorithm over ``todo`` only (it is closed under successors)."""
+        pred = self.graph._nx._pred
+        succ = self.graph._nx._succ
+        indeg = {n: sum(1 for p in pred[n] if p in todo) for n in todo}
+        ready = [n for n, d in indeg.items() if d == 0]
+        out: list[str] = []
+        while ready:
+            n = ready.pop()
+            out.append(n)
+            for m in succ[n]:
+                indeg[m] -= 1
+                if indeg[m] == 0:
+                    ready.append(m)
+        return out
 
     def _infer_node(self, nid: str) -> NodeInfo:
         g = self.graph
@@ -187,6 +220,10 @@ class ShapeInference:
         else:
             text = f"{label}: {exc.message}"
         return ShapeError(text, name, nid, exc.param)
+
+
+def _signature(info: NodeInfo) -> tuple:
+    return (info.status, info.outputs, str(info.error) if info.error else None)
 
 
 def infer(graph: Graph) -> ShapeInference:

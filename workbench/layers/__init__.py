@@ -47,8 +47,8 @@ def by_category() -> dict[str, list[LayerSpec]]:
 
 
 __all__ = [
-    "REGISTRY",
     "CATEGORY_ORDER",
+    "REGISTRY",
     "Dim",
     "Example",
     "LayerShapeError",

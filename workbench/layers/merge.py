@@ -33,7 +33,7 @@ def _elementwise_shape(p: dict[str, Any], ins: list[Shape]) -> list[Shape]:
     return [out]
 
 
-def _fold(op: Any):  # noqa: ANN202
+def _fold(op: Any):
     def emit(e: Emitter, p: dict[str, Any], ins: list[Shape], xs: list[Any]) -> list[Any]:
         return [reduce(lambda a, b: e.call_function(op, a, b), xs)]
 

@@ -27,7 +27,7 @@ _BN_PARAMS = (
 )
 
 
-def _bn_rule(rank: tuple[int, ...], pattern: str):  # noqa: ANN202 - returns a ShapeRule
+def _bn_rule(rank: tuple[int, ...], pattern: str):
     def infer(p: dict[str, Any], ins: list[Shape]) -> list[Shape]:
         expect_rank(ins[0], rank, pattern)
         fixed(ins[0][1], "number of channels (dimension 1)")

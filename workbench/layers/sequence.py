@@ -57,7 +57,7 @@ def _rnn_shape(p: dict[str, Any], ins: list[Shape]) -> list[Shape]:
     return [(x[0], x[1], width), (x[0], width)]
 
 
-def _rnn_count(gates: int):  # noqa: ANN202
+def _rnn_count(gates: int):
     def count(p: dict[str, Any], ins: list[Shape]) -> int:
         h, dirs = p["hidden_size"], 2 if p["bidirectional"] else 1
         total = 0
@@ -69,7 +69,7 @@ def _rnn_count(gates: int):  # noqa: ANN202
     return count
 
 
-def _rnn_build(cls: str):  # noqa: ANN202
+def _rnn_build(cls: str):
     def build(p: dict[str, Any], ins: list[Shape]) -> ModuleCall:
         return ModuleCall(
             cls,
@@ -86,7 +86,7 @@ def _rnn_build(cls: str):  # noqa: ANN202
     return build
 
 
-def _rnn_emit(has_cell: bool):  # noqa: ANN202
+def _rnn_emit(has_cell: bool):
     def emit(e: Emitter, p: dict[str, Any], ins: list[Shape], xs: list[Any]) -> list[Any]:
         result = e.call_module(xs[0])
         seq = e.call_function(operator.getitem, result, 0)

@@ -149,6 +149,8 @@ class IntTupleParam(Param):
 
     def validate(self, value: Any) -> tuple[int, ...]:
         if _is_int(value) and self.length is not None:
+            if self.minimum is not None and value < self.minimum:
+                raise ParamValueError(f"expected {self._text()}, got {value}")
             value = (value,) * self.length
         if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
             raise ParamValueError(f"expected {self._text()}, got {value!r}")
