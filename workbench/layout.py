@@ -13,7 +13,7 @@ def auto_layout(
     graph: Graph,
     direction: str = "TB",
     layer_gap: float = 110.0,
-    node_gap: float = 200.0,
+    node_gap: float = 240.0,
     sweeps: int = 4,
 ) -> dict[str, tuple[float, float]]:
     """Positions for every node.

@@ -1,0 +1,44 @@
+"""Application entry point: ``workbench gui [PROJECT]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")  # pyqtgraph must not pick another binding
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from .mainwindow import APP_NAME, MainWindow  # noqa: E402
+from .style import apply_theme, icon  # noqa: E402
+
+
+def create_app(argv: Sequence[str] = ()) -> QApplication:
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    app.setOrganizationName("NeuralWorkbench")
+    app.setApplicationName(APP_NAME)
+    app.setWindowIcon(icon("app"))
+    return app  # type: ignore[return-value]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="workbench gui")
+    parser.add_argument("project", nargs="?")
+    args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
+    app = create_app()
+    window = MainWindow()
+    apply_theme(app, str(window.settings.value("theme", "system")))
+    window.set_theme(str(window.settings.value("theme", "system")))
+    if args.project:
+        window.open_path(args.project, ask_save=False)
+    else:
+        window.offer_recovery()
+    window.show()
+    window.view.fit()
+    return app.exec()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

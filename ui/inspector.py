@@ -1,0 +1,322 @@
+"""The inspector: parameter editors generated from the declarations.
+
+One table maps a parameter kind to its editor.  A multi-selection of nodes of
+one type is edited together (one undo step per change).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.errors import GraphError
+from workbench.layers.spec import Param, ParamValueError
+
+from .commands import RenameCommand, SetParamsCommand
+from .document import Document
+
+INT_LIMIT = 2**31 - 1
+
+
+class ParamEditor(QWidget):
+    """Wraps one editor widget; emits ``committed(value)`` with a validated value."""
+
+    committed = Signal(object)
+
+    def __init__(self, param: Param, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.param = param
+        self.error = QLabel(self)
+        self.error.setStyleSheet("color: #d32f2f; font-size: 11px;")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(1)
+        self.widget = self.build()
+        self.widget.setToolTip(param.doc)
+        layout.addWidget(self.widget)
+        layout.addWidget(self.error)
+        self._setting = False
+
+    def build(self) -> QWidget:  # overridden per kind
+        raise TypeError(self.param.kind)
+
+    def set_value(self, value: Any, mixed: bool = False) -> None:
+        self._setting = True
+        try:
+            self._show(value, mixed)
+        finally:
+            self._setting = False
+        self._set_error("")
+
+    def _show(self, value: Any, mixed: bool) -> None:
+        raise TypeError(self.param.kind)
+
+    def _offer(self, raw: Any) -> None:
+        """Validate as you type: commit valid values, explain invalid ones."""
+        if self._setting:
+            return
+        try:
+            value = self.param.validate(raw)
+        except ParamValueError as exc:
+            self._set_error(str(exc))
+            return
+        self._set_error("")
+        self.committed.emit(value)
+
+    def _set_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.setVisible(bool(text))
+        self.widget.setProperty("invalid", bool(text))
+        self.widget.setStyleSheet("border: 1px solid #d32f2f;" if text else "")
+
+
+class IntEditor(ParamEditor):
+    def build(self) -> QWidget:
+        w = QSpinBox(self)
+        lo, hi = getattr(self.param, "minimum", None), getattr(self.param, "maximum", None)
+        w.setRange(-INT_LIMIT if lo is None else lo, INT_LIMIT if hi is None else hi)
+        w.setKeyboardTracking(True)
+        w.setAccelerated(True)
+        w.valueChanged.connect(self._offer)
+        return w
+
+    def _show(self, value: Any, mixed: bool) -> None:
+        self.widget.setValue(int(value))  # type: ignore[attr-defined]
+
+
+class FloatEditor(ParamEditor):
+    def build(self) -> QWidget:
+        w = QDoubleSpinBox(self)
+        lo, hi = getattr(self.param, "minimum", None), getattr(self.param, "maximum", None)
+        w.setDecimals(6)
+        w.setRange(-1e9 if lo is None else lo, 1e9 if hi is None else hi)
+        w.setSingleStep(0.01 if (hi is not None and hi <= 1) else 0.1)
+        w.valueChanged.connect(self._offer)
+        return w
+
+    def _show(self, value: Any, mixed: bool) -> None:
+        self.widget.setValue(float(value))  # type: ignore[attr-defined]
+
+
+class BoolEditor(ParamEditor):
+    def build(self) -> QWidget:
+        w = QCheckBox(self)
+        w.toggled.connect(self._offer)
+        return w
+
+    def _show(self, value: Any, mixed: bool) -> None:
+        self.widget.setChecked(bool(value))  # type: ignore[attr-defined]
+
+
+class ChoiceEditor(ParamEditor):
+    def build(self) -> QWidget:
+        w = QComboBox(self)
+        w.addItems(list(self.param.choices))  # type: ignore[attr-defined]
+        w.currentTextChanged.connect(self._offer)
+        return w
+
+    def _show(self, value: Any, mixed: bool) -> None:
+        self.widget.setCurrentText(str(value))  # type: ignore[attr-defined]
+
+
+class TextEditor(ParamEditor):
+    """Free text, int tuples (``3, 3``) and shapes (``T, 64``): parsed and validated as you type."""
+
+    def build(self) -> QWidget:
+        w = QLineEdit(self)
+        w.textEdited.connect(lambda text: self._offer(self.parse(text)))
+        return w
+
+    def parse(self, text: str) -> Any:
+        if self.param.kind == "str":
+            return text
+        # "3, 3", "[3, 3]", "3x3" and "T, 64" are all accepted
+        parts = [p for p in re.split(r"[,\s\[\]]+|(?<=\d)x(?=\d)", text) if p]
+        out: list[Any] = []
+        for p in parts:
+            try:
+                out.append(int(p))
+            except ValueError:
+                out.append(p)
+        return out
+
+    def _show(self, value: Any, mixed: bool) -> None:
+        w: QLineEdit = self.widget  # type: ignore[assignment]
+        if mixed:
+            w.setText("")
+            w.setPlaceholderText("(several values)")
+        elif isinstance(value, (tuple, list)):
+            w.setText(", ".join(str(v) for v in value))
+        else:
+            w.setText(str(value))
+
+
+EDITORS: dict[str, Callable[[Param, QWidget], ParamEditor]] = {
+    "int": IntEditor,
+    "float": FloatEditor,
+    "bool": BoolEditor,
+    "choice": ChoiceEditor,
+    "int_tuple": TextEditor,
+    "shape": TextEditor,
+    "str": TextEditor,
+}
+
+
+class Inspector(QScrollArea):
+    """Shows and edits the selected node(s)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.doc: Document | None = None
+        self.node_ids: list[str] = []
+        self.editors: dict[str, ParamEditor] = {}
+        self.name_edit: QLineEdit | None = None
+        self._show_empty("Select a node to edit its parameters.")
+
+    def set_document(self, doc: Document) -> None:
+        self.doc = doc
+        doc.changed.connect(self._on_changed)
+        self.show_nodes([])
+
+    def _show_empty(self, text: str) -> None:
+        label = QLabel(text)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setWordWrap(True)
+        label.setEnabled(False)
+        self.setWidget(label)
+        self.editors = {}
+        self.name_edit = None
+
+    def show_nodes(self, node_ids: list[str]) -> None:
+        """Build editors for the selection (all of one type, or nothing)."""
+        doc = self.doc
+        self.node_ids = [n for n in node_ids if doc is not None and n in doc.graph.nodes]
+        if doc is None or not self.node_ids:
+            self._show_empty("Select a node to edit its parameters.")
+            return
+        nodes = [doc.graph.nodes[n] for n in self.node_ids]
+        if len({n.type for n in nodes}) > 1:
+            self._show_empty(f"{len(nodes)} nodes of different types are selected.\n"
+                             "Select nodes of one type to edit them together.")
+            return
+        spec = nodes[0].spec
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        title = QLabel(f"<b>{spec.name}</b>" + (f" · {len(nodes)} nodes" if len(nodes) > 1 else ""))
+        form.addRow(title)
+        doc_label = QLabel(spec.doc)
+        doc_label.setWordWrap(True)
+        doc_label.setEnabled(False)
+        form.addRow(doc_label)
+        if len(nodes) == 1:
+            self.name_edit = QLineEdit(nodes[0].name)
+            self.name_edit.setObjectName("nameEdit")
+            self.name_edit.editingFinished.connect(self._rename)
+            form.addRow("name", self.name_edit)
+        else:
+            self.name_edit = None
+        self.editors = {}
+        for p in spec.params:
+            editor = EDITORS[p.kind](p, page)
+            values = [n.params[p.name] for n in nodes]
+            editor.set_value(values[0], mixed=any(v != values[0] for v in values))
+            editor.committed.connect(lambda value, key=p.name: self._commit(key, value))
+            label = QLabel(p.name)
+            label.setToolTip(p.doc)
+            form.addRow(label, editor)
+            self.editors[p.name] = editor
+        info = QLabel()
+        info.setObjectName("shapeInfo")
+        info.setWordWrap(True)
+        form.addRow(info)
+        self.setWidget(page)
+        self._update_info()
+
+    def _update_info(self) -> None:
+        if self.doc is None or len(self.node_ids) != 1 or self.widget() is None:
+            return
+        info_label = self.widget().findChild(QLabel, "shapeInfo")
+        if info_label is None:
+            return
+        from workbench.layers.dims import fmt_shape
+
+        info = self.doc.shapes.info(self.node_ids[0])
+        lines = [f"in {p}: {fmt_shape(s) if s else '?'}" for p, s in info.inputs.items()]
+        lines += [f"out {p}: {fmt_shape(s)}" for p, s in info.outputs.items()]
+        lines.append(f"parameters: {info.params:,}")
+        if info.error:
+            lines.append(f"<span style='color:#d32f2f'>{info.error}</span>")
+        info_label.setText("<br>".join(lines))
+
+    def _commit(self, key: str, value: Any) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        ids = [n for n in self.node_ids if doc.graph.nodes[n].params[key] != value]
+        if not ids:
+            return
+        try:
+            for nid in ids:  # validate fully before pushing (ports in use, etc.)
+                node = doc.graph.nodes[nid]
+                doc.graph.validate_params(node.type, {**node.params, key: value}, node.name)
+            doc.undo_stack.push(SetParamsCommand(doc.graph, ids, {key: value}))
+        except GraphError as exc:
+            self.editors[key]._set_error(str(exc))
+
+    def _rename(self) -> None:
+        doc, edit = self.doc, self.name_edit
+        if doc is None or edit is None or len(self.node_ids) != 1:
+            return
+        nid = self.node_ids[0]
+        new = edit.text().strip()
+        if new == doc.graph.nodes[nid].name:
+            return
+        try:
+            doc.graph.validate_name(new, ignore=nid)
+        except GraphError as exc:
+            edit.setStyleSheet("border: 1px solid #d32f2f;")
+            edit.setToolTip(str(exc))
+            return
+        edit.setStyleSheet("")
+        doc.undo_stack.push(RenameCommand(doc.graph, nid, new))
+
+    def _on_changed(self, _updated: object) -> None:
+        """Keep editors in sync after undo/redo without rebuilding while typing."""
+        doc = self.doc
+        if doc is None:
+            return
+        alive = [n for n in self.node_ids if n in doc.graph.nodes]
+        if alive != self.node_ids:
+            self.show_nodes(alive)
+            return
+        if not alive:
+            return
+        nodes = [doc.graph.nodes[n] for n in alive]
+        for key, editor in self.editors.items():
+            values = [n.params[key] for n in nodes]
+            current = values[0]
+            if editor.error.isVisible():
+                continue  # do not overwrite what the user is typing
+            editor.set_value(current, mixed=any(v != current for v in values))
+        if self.name_edit is not None and not self.name_edit.hasFocus():
+            self.name_edit.setText(nodes[0].name)
+        self._update_info()

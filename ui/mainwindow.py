@@ -1,0 +1,469 @@
+"""The main window: docks, actions, menus and file handling (open, save, recent, autosave)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoCommand, QUndoGroup
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QUndoView,
+    QWidget,
+)
+
+from workbench.errors import ProjectError
+from workbench.project import Project, load_project, loads_project, save_project
+
+from .canvas.editor import CanvasEditor
+from .canvas.scene import GraphScene
+from .canvas.view import GraphView
+from .document import Document
+from .inspector import Inspector
+from .palette import Palette
+from .problems import ProblemsPanel
+from .style import apply_theme, icon
+
+APP_NAME = "Neural Workbench"
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+AUTOSAVE_MS = 60_000
+MAX_RECENT = 10
+
+#: ask(title, text, buttons) -> the button chosen; replaced in tests
+Asker = Callable[[str, str, QMessageBox.StandardButton], QMessageBox.StandardButton]
+
+
+class MainWindow(QMainWindow):
+    """The editor window.  ``ask`` shows questions and errors (a QMessageBox by default)."""
+
+    def __init__(self, ask: Asker | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ask: Asker = ask or self._message_box
+        self.settings = QSettings()
+        self.setWindowIcon(icon("app"))
+        self.setDockOptions(QMainWindow.DockOption.AllowTabbedDocks | QMainWindow.DockOption.AnimatedDocks)
+        self.doc = Document(Project())
+        self.scene = GraphScene(self.doc)
+        self.view = GraphView(self.scene)
+        self.setCentralWidget(self.view)
+        self.editor = CanvasEditor(self.view, self)
+        self.palette = Palette()
+        self.inspector = Inspector()
+        self.problems = ProblemsPanel()
+        self.undo_group = QUndoGroup(self)  # undo/redo actions follow the active document's stack
+        self.undo_group.addStack(self.doc.undo_stack)
+        self.undo_group.setActiveStack(self.doc.undo_stack)
+        self.history = QUndoView(self.undo_group)
+        self.history.setEmptyLabel("<opened>")
+        self._make_docks()
+        self._make_actions()
+        self._make_menus()
+        self._make_status_bar()
+        self.palette.activated.connect(lambda layer: self.editor.add_layer(layer))
+        self.editor.message.connect(self.show_message)
+        self.problems.nodeActivated.connect(self.go_to_node)
+        self._autosave = QTimer(self)
+        self._autosave.setInterval(AUTOSAVE_MS)
+        self._autosave.timeout.connect(self.autosave)
+        self._autosave.start()
+        self._bind_document()
+        self.resize(1400, 860)
+        self._restore_layout()
+
+    # ------------------------------------------------------------------ construction
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _make_docks(self) -> None:
+        self.palette_dock = self._dock("Layers", "paletteDock", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.problems_dock = self._dock("Problems and summary", "problemsDock", self.problems,
+                                        Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.history_dock = self._dock("History", "historyDock", self.history, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.problems_dock, self.history_dock)
+        self.problems_dock.raise_()
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [240, 300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.problems_dock], [190], Qt.Orientation.Vertical)
+
+    def _action(self, text: str, slot: Callable[[], object], shortcut: QKeySequence | str | None = None,
+                icon_name: str | None = None, checkable: bool = False) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut) if isinstance(shortcut, str) else shortcut)
+        if icon_name:
+            a.setIcon(icon(icon_name))
+        a.setCheckable(checkable)
+        a.triggered.connect(lambda checked=False: slot())
+        return a
+
+    def _make_actions(self) -> None:
+        K = QKeySequence.StandardKey
+        self.act_new = self._action("&New", self.new_project, QKeySequence(K.New))
+        self.act_open = self._action("&Open…", self.open_dialog, QKeySequence(K.Open))
+        self.act_save = self._action("&Save", self.save, QKeySequence(K.Save))
+        self.act_save_as = self._action("Save &As…", self.save_as, QKeySequence(K.SaveAs))
+        self.act_quit = self._action("&Quit", self.close, QKeySequence(K.Quit))
+        self.act_undo = self.undo_group.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcut(QKeySequence(K.Undo))
+        self.act_redo = self.undo_group.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcut(QKeySequence(K.Redo))
+        self.act_cut = self._action("Cu&t", self.editor.cut, QKeySequence(K.Cut))
+        self.act_copy = self._action("&Copy", self.editor.copy, QKeySequence(K.Copy))
+        self.act_paste = self._action("&Paste", self.editor.paste, QKeySequence(K.Paste))
+        self.act_duplicate = self._action("D&uplicate", self.editor.duplicate, "Ctrl+D")
+        self.act_delete = self._action("&Delete", self.editor.delete_selection)
+        self.act_delete.setShortcuts([QKeySequence(K.Delete), QKeySequence(Qt.Key.Key_Backspace)])
+        self.act_select_all = self._action("Select &All", self.editor.select_all, QKeySequence(K.SelectAll))
+        self.act_rename = self._action("Re&name", self.editor.start_rename, "F2")
+        self.act_zoom_in = self._action("Zoom &In", lambda: self.view.zoom_by(1.25), QKeySequence(K.ZoomIn))
+        self.act_zoom_in.setShortcuts([QKeySequence(K.ZoomIn), QKeySequence("Ctrl+=")])
+        self.act_zoom_out = self._action("Zoom &Out", lambda: self.view.zoom_by(0.8), QKeySequence(K.ZoomOut))
+        self.act_fit = self._action("&Fit to View", self.view.fit, "Ctrl+0")
+        self.act_grid = self._action("Show &Grid", self._toggle_grid, checkable=True)
+        self.act_grid.setChecked(True)
+        self.act_snap = self._action("&Snap to Grid", self._toggle_snap, checkable=True)
+        self.act_snap.setChecked(True)
+        self.act_layout_tb = self._action("Auto-layout &Top to Bottom", lambda: self.editor.auto_layout("TB"),
+                                          "Ctrl+L")
+        self.act_layout_lr = self._action("Auto-layout &Left to Right", lambda: self.editor.auto_layout("LR"),
+                                          "Ctrl+Shift+L")
+        for a in (self.act_cut, self.act_copy, self.act_paste, self.act_duplicate, self.act_delete,
+                  self.act_select_all, self.act_rename):
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.view.addAction(a)
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.act_new)
+        self.templates_menu = m.addMenu("New from &Template")
+        for path in sorted(SAMPLES_DIR.glob("*.json")):
+            try:
+                title = json.loads(path.read_text()).get("name", path.stem)
+            except (OSError, ValueError):
+                continue
+            self.templates_menu.addAction(title, lambda p=path: self.new_from_template(p))
+        m.addAction(self.act_open)
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        m.addAction(self.act_save)
+        m.addAction(self.act_save_as)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = mb.addMenu("&Edit")
+        for a in (self.act_undo, self.act_redo, None, self.act_cut, self.act_copy, self.act_paste,
+                  self.act_duplicate, self.act_delete, None, self.act_select_all, self.act_rename):
+            m.addSeparator() if a is None else m.addAction(a)
+        m = mb.addMenu("&View")
+        for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_grid, self.act_snap, None,
+                  self.act_layout_tb, self.act_layout_lr, None):
+            m.addSeparator() if a is None else m.addAction(a)
+        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.history_dock):
+            m.addAction(dock.toggleViewAction())
+        theme_menu = m.addMenu("&Theme")
+        group = QActionGroup(self)
+        current = self.settings.value("theme", "system")
+        for name in ("system", "light", "dark"):
+            a = theme_menu.addAction(name.capitalize(), lambda n=name: self.set_theme(n))
+            a.setCheckable(True)
+            a.setChecked(name == current)
+            group.addAction(a)
+        m = mb.addMenu("&Help")
+        m.addAction("&About", self._about)
+        tb = self.addToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        for a in (self.act_new, self.act_open, self.act_save, None, self.act_undo, self.act_redo, None,
+                  self.act_fit, self.act_layout_tb):
+            tb.addSeparator() if a is None else tb.addAction(a)
+
+    def _make_status_bar(self) -> None:
+        self.params_label = QLabel()
+        self.zoom_label = QLabel()
+        self.statusBar().addPermanentWidget(self.params_label)
+        self.statusBar().addPermanentWidget(self.zoom_label)
+        self.view.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        self.zoom_label.setText("100%")
+
+    # ------------------------------------------------------------------ document binding
+    def _bind_document(self) -> None:
+        self.scene.message.connect(self.show_message)
+        self.scene.renameRequested.connect(self.editor.start_rename)
+        self.scene.selectionChanged.connect(self._selection_changed)
+        self.inspector.set_document(self.doc)
+        self.problems.set_document(self.doc)
+        self.doc.changed.connect(self._doc_changed)
+        self.doc.undo_stack.cleanChanged.connect(lambda _clean: self._update_title())
+        self._doc_changed()
+
+    def set_document(self, doc: Document) -> None:
+        """Replace the open document (after New/Open); the old one is discarded."""
+        old_doc, old_scene = self.doc, self.scene
+        old_scene.detach()
+        self.doc = doc
+        self.scene = GraphScene(doc)
+        self.view.setScene(self.scene)
+        self.undo_group.addStack(doc.undo_stack)
+        self.undo_group.setActiveStack(doc.undo_stack)
+        self.undo_group.removeStack(old_doc.undo_stack)
+        self.scene.snap_to_grid = self.act_snap.isChecked()
+        self.scene.show_grid = self.act_grid.isChecked()
+        self._bind_document()
+        self.view.update_scene_rect()
+        self.view.fit()
+        old_doc.close()
+        old_doc.deleteLater()
+        old_scene.deleteLater()
+
+    def _doc_changed(self, _ids: object = None) -> None:
+        self.params_label.setText(f"{self.doc.shapes.total_params():,} parameters")
+        self._update_title()
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"{self.doc.display_name()}[*] — {APP_NAME}")
+        self.setWindowModified(self.doc.modified)
+
+    def _selection_changed(self) -> None:
+        try:
+            self.inspector.show_nodes(self.scene.selected_node_ids())
+        except RuntimeError:  # scene already deleted during a document switch
+            pass
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def go_to_node(self, node_id: str) -> None:
+        self.scene.select_nodes([node_id])
+        self.view.center_on_node(node_id)
+
+    # ------------------------------------------------------------------ files
+    def new_project(self) -> None:
+        if self.maybe_save():
+            self.set_document(Document(Project()))
+
+    def new_from_template(self, path: Path) -> None:
+        if not self.maybe_save():
+            return
+        try:
+            project = load_project(path)
+        except ProjectError as exc:
+            self.ask("Cannot open the template", str(exc), QMessageBox.StandardButton.Ok)
+            return
+        project.path = None  # a template is a starting point, not the file to overwrite
+        self.set_document(Document(project))
+
+    def open_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(self._last_dir()),
+                                              "Neural Workbench projects (*.json);;All files (*)")
+        if path:
+            self.open_path(path, ask_save=False)
+
+    def open_path(self, path: str | Path, ask_save: bool = True) -> bool:
+        """Open a project; errors are shown with their JSON path and the current project stays."""
+        if ask_save and not self.maybe_save():
+            return False
+        try:
+            project = load_project(path)
+        except ProjectError as exc:
+            self.ask("Cannot open the project", str(exc), QMessageBox.StandardButton.Ok)
+            return False
+        self.set_document(Document(project))
+        self._add_recent(project.path)
+        self.offer_recovery()
+        return True
+
+    def save(self) -> bool:
+        if self.doc.project.path is None:
+            return self.save_as()
+        return self._save_to(self.doc.project.path)
+
+    def save_as(self) -> bool:
+        start = str(self.doc.project.path or (self._last_dir() / f"{self.doc.project.name}.json"))
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", start, "Neural Workbench projects (*.json)")
+        return self._save_to(Path(path)) if path else False
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            save_project(self.doc.project, path)
+        except OSError as exc:
+            self.ask("Cannot save", f"{path}: {exc.strerror or exc}", QMessageBox.StandardButton.Ok)
+            return False
+        self.doc.undo_stack.setClean()
+        self._add_recent(self.doc.project.path)
+        self._recovery_file().unlink(missing_ok=True)
+        self._update_title()
+        self.show_message(f"Saved {path}")
+        return True
+
+    def maybe_save(self) -> bool:
+        """Ask before discarding unsaved work; False means the user cancelled."""
+        if not self.doc.modified:
+            return True
+        B = QMessageBox.StandardButton
+        answer = self.ask("Unsaved changes", f"Save changes to {self.doc.display_name()}?",
+                          B.Save | B.Discard | B.Cancel)
+        if answer == B.Save:
+            return self.save()
+        if answer == B.Discard:
+            self._recovery_file().unlink(missing_ok=True)
+            return True
+        return False
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.maybe_save():
+            self.settings.setValue("geometry", self.saveGeometry())
+            self.settings.setValue("windowState", self.saveState())
+            self._autosave.stop()
+            event.accept()
+        else:
+            event.ignore()
+
+    # ------------------------------------------------------------------ recent files, layout, theme
+    def _last_dir(self) -> Path:
+        recent = self.recent_files()
+        return Path(recent[0]).parent if recent else Path.home()
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recentFiles", [])
+        files = [value] if isinstance(value, str) else list(value or [])
+        return [f for f in files if f]
+
+    def _add_recent(self, path: Path | None) -> None:
+        if path is None:
+            return
+        files = [str(path)] + [f for f in self.recent_files() if f != str(path)]
+        self.settings.setValue("recentFiles", files[:MAX_RECENT])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for f in self.recent_files():
+            self.recent_menu.addAction(f, lambda p=f: self.open_path(p))
+        if not self.recent_files():
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.value("geometry"), self.settings.value("windowState")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def set_theme(self, theme: str) -> None:
+        self.settings.setValue("theme", theme)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, theme)
+        from .style import canvas_colors
+
+        self.scene.colors = canvas_colors()
+        for item in self.scene.nodes.values():
+            item.colors = self.scene.colors
+        for e in self.scene.edges.values():
+            e.colors = self.scene.colors
+            e.set_error(e.error, e.toolTip())
+        self.scene.update()
+
+    def _toggle_grid(self) -> None:
+        self.scene.show_grid = self.act_grid.isChecked()
+        self.scene.update()
+
+    def _toggle_snap(self) -> None:
+        self.scene.snap_to_grid = self.act_snap.isChecked()
+
+    # ------------------------------------------------------------------ autosave and recovery
+    @staticmethod
+    def recovery_dir() -> Path:
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+        return Path(base or Path.home() / ".neural-workbench") / "recovery"
+
+    def _recovery_file(self) -> Path:
+        key = str(self.doc.project.path or f"untitled-{id(self.doc)}")
+        return self.recovery_dir() / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+
+    def autosave(self) -> Path | None:
+        """Write unsaved work to a recovery file (never over the project itself)."""
+        if not self.doc.modified:
+            return None
+        target = self._recovery_file()
+        doc = {"original": str(self.doc.project.path or ""), "project": self.doc.project.to_dict()}
+        from workbench.fileio import atomic_write_text
+
+        try:
+            atomic_write_text(target, json.dumps(doc))
+        except OSError as exc:
+            self.show_message(f"Autosave failed: {exc}")
+            return None
+        return target
+
+    def offer_recovery(self) -> bool:
+        """After a crash, offer the newest recovery file for the open project (or an untitled one)."""
+        folder = self.recovery_dir()
+        if not folder.is_dir():
+            return False
+        mine = str(self.doc.project.path or "")
+        for f in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+            try:
+                data = json.loads(f.read_text())
+                original = data.get("original", "")
+            except (OSError, ValueError, AttributeError):
+                f.unlink(missing_ok=True)
+                continue
+            if original and original != mine:
+                continue
+            B = QMessageBox.StandardButton
+            what = f"{Path(original).name}" if original else "an untitled project"
+            answer = self.ask("Recover unsaved work?",
+                              f"Neural Workbench found unsaved changes to {what} from a session that did not "
+                              "close normally. Recover them?", B.Yes | B.No)
+            if answer == B.Yes:
+                try:
+                    project = loads_project(json.dumps(data["project"]))
+                except ProjectError as exc:
+                    self.ask("Cannot recover", str(exc), B.Ok)
+                    return False
+                project.path = Path(original) if original else None
+                doc = Document(project)
+                self.set_document(doc)
+                doc.undo_stack.resetClean()  # recovered work is unsaved work
+                doc.undo_stack.push(_MarkModified())
+                f.unlink(missing_ok=True)
+                return True
+            f.unlink(missing_ok=True)
+            return False
+        return False
+
+    # ------------------------------------------------------------------ misc
+    def _about(self) -> None:
+        self.ask(f"About {APP_NAME}", f"{APP_NAME}: design, train and export neural networks.",
+                 QMessageBox.StandardButton.Ok)
+
+    def _message_box(self, title: str, text: str, buttons: QMessageBox.StandardButton) -> QMessageBox.StandardButton:
+        box = QMessageBox(self)
+        box.setWindowTitle(title)
+        box.setText(text)
+        box.setStandardButtons(buttons)
+        box.setIcon(QMessageBox.Icon.Question if buttons != QMessageBox.StandardButton.Ok
+                    else QMessageBox.Icon.Warning)
+        return QMessageBox.StandardButton(box.exec())
+
+
+class _MarkModified(QUndoCommand):
+    """An empty step so a recovered project shows as unsaved."""
+
+    def __init__(self) -> None:
+        super().__init__("Recovered unsaved work")
