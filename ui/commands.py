@@ -17,12 +17,13 @@ from workbench.layers import REGISTRY
 
 def _node_record(graph: Graph, node_id: str) -> dict[str, Any]:
     n = graph.nodes[node_id]
-    return {"id": n.id, "type": n.type, "name": n.name, "params": dict(n.params), "position": n.position}
+    return {"id": n.id, "type": n.type, "name": n.name, "params": dict(n.params), "position": n.position,
+            "index": graph.index_of(node_id)}
 
 
 def _restore(graph: Graph, records: list[dict[str, Any]], edges: list[Edge]) -> None:
-    for r in records:
-        graph.add_node(r["type"], r["params"], r["name"], r["position"], node_id=r["id"])
+    for r in sorted(records, key=lambda r: r["index"]):  # back where they were in the node order
+        graph.add_node(r["type"], r["params"], r["name"], r["position"], node_id=r["id"], index=r["index"])
     for e in edges:
         if graph.edge_into(e.dst, e.dst_port) != e:
             graph.connect(e.src, e.src_port, e.dst, e.dst_port)

@@ -133,6 +133,9 @@ class Graph:
     def edge_into(self, node_id: str, port: str) -> Edge | None:
         return self._edges.get((node_id, port))
 
+    def index_of(self, node_id: str) -> int:
+        return list(self._nodes).index(node_id)
+
     def edges_into(self, node_id: str) -> list[Edge]:
         return [e for e in self._edges.values() if e.dst == node_id]
 
@@ -238,8 +241,12 @@ class Graph:
         name: str | None = None,
         position: tuple[float, float] = (0.0, 0.0),
         node_id: str | None = None,
+        index: int | None = None,
     ) -> Node:
         """Add a node and return it.
+
+        ``index`` puts it at that place in the node order (undo restores a deleted
+        node where it was, which keeps input/output order and the file identical).
 
         Raises:
             UnknownLayerError, ParamError, NameConflictError, GraphError (id in use).
@@ -253,7 +260,12 @@ class Graph:
             raise GraphError(f"node id {node_id!r} is invalid or already used", node=name)
         x, y = position
         node = Node(node_id, type_id, name, params, (float(x), float(y)))
-        self._nodes[node_id] = node
+        if index is None or index >= len(self._nodes):
+            self._nodes[node_id] = node
+        else:
+            items = list(self._nodes.items())
+            items.insert(max(0, index), (node_id, node))
+            self._nodes = dict(items)
         self._nx.add_node(node_id)
         self._emit(GraphEvent("node_added", node_id))
         return node
@@ -351,10 +363,20 @@ class Graph:
             ],
             "edges": [
                 {"from": [e.src, e.src_port], "to": [e.dst, e.dst_port]}
-                for e in self._edges.values()
+                for e in self.sorted_edges()
                 if e.src in keep and e.dst in keep
             ],
         }
+
+    def sorted_edges(self) -> list[Edge]:
+        """Edges in a canonical order (by destination node, then port), whatever the
+        order they were connected in: saving is a function of the graph alone."""
+        order = {nid: i for i, nid in enumerate(self._nodes)}
+
+        def key(e: Edge) -> tuple[int, int]:
+            return order[e.dst], self._nodes[e.dst].input_ports.index(e.dst_port)
+
+        return sorted(self._edges.values(), key=key)
 
     def copy(self) -> Graph:
         """A deep copy without listeners."""
