@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")  # pyqtgraph must not pick another binding
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication
 
-from .mainwindow import APP_NAME, MainWindow  # noqa: E402
-from .style import apply_theme, icon  # noqa: E402
+from .mainwindow import APP_NAME, MainWindow
+from .style import apply_theme, icon
 
 
 def create_app(argv: Sequence[str] = ()) -> QApplication:

@@ -27,7 +27,7 @@ class PaletteTree(QTreeWidget):
     def mimeTypes(self) -> list[str]:
         return [LAYER_MIME]
 
-    def mimeData(self, items: list[QTreeWidgetItem]) -> QMimeData:  # noqa: N802 - Qt API
+    def mimeData(self, items: list[QTreeWidgetItem]) -> QMimeData:
         mime = QMimeData()
         layers = [i.data(0, ROLE_LAYER) for i in items if i.data(0, ROLE_LAYER)]
         if layers:

@@ -248,7 +248,7 @@ def test_a_broken_file_shows_its_json_path_and_the_editor_stays_usable(window, a
     text = SAMPLES[0].read_text().replace('"out_channels": 16', '"out_channels": -1', 1)
     bad.write_text(text)
     assert not window.open_path(bad)
-    title, message = asker.asked[-1]
+    _title, message = asker.asked[-1]
     assert "graph.nodes[1].params.out_channels: expected a positive int, got -1" in message
     assert window.doc.project.path == SAMPLES[0].resolve()  # the open project stayed
     add_by_drop(window, "ReLU", QPoint(200, 200))

@@ -1,0 +1,105 @@
+"""Property: any random sequence of edits, undone completely, returns the starting
+graph; redone completely, returns the edited graph (compared as project JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PySide6.QtCore import QPointF
+
+from ui.canvas.editor import CanvasEditor
+from ui.canvas.scene import GraphScene
+from ui.canvas.view import GraphView
+from ui.commands import ConnectCommand, MoveNodesCommand, RemoveNodesCommand, RenameCommand, SetParamsCommand
+from ui.document import Document
+from workbench.graph import Edge
+from workbench.layers import REGISTRY
+from workbench.project import load_project
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "digits_cnn.json"
+LAYERS = sorted(REGISTRY)
+
+op = st.one_of(
+    st.tuples(st.just("add"), st.sampled_from(LAYERS), st.integers(-300, 300), st.integers(-300, 300)),
+    st.tuples(st.just("delete"), st.integers(0, 10_000)),
+    st.tuples(st.just("connect"), st.integers(0, 10_000), st.integers(0, 10_000)),
+    st.tuples(st.just("disconnect"), st.integers(0, 10_000)),
+    st.tuples(st.just("param"), st.integers(0, 10_000), st.integers(0, 10_000)),
+    st.tuples(st.just("rename"), st.integers(0, 10_000), st.text("abcxyz_ ", min_size=1, max_size=6)),
+    st.tuples(st.just("move"), st.integers(0, 10_000), st.integers(-200, 200)),
+    st.tuples(st.just("duplicate"), st.integers(0, 10_000)),
+    st.tuples(st.just("layout"),),
+)
+
+
+def apply(editor: CanvasEditor, doc: Document, action: tuple) -> None:
+    g, stack = doc.graph, doc.undo_stack
+    ids = list(g.nodes)
+    kind = action[0]
+    if kind == "add":
+        editor.scene.clearSelection()
+        editor.add_layer(action[1], QPointF(action[2], action[3]), connect=False)
+    elif not ids and kind != "layout":
+        return
+    elif kind == "delete":
+        stack.push(RemoveNodesCommand(g, [ids[action[1] % len(ids)]]))
+    elif kind == "connect":
+        src, dst = g.nodes[ids[action[1] % len(ids)]], g.nodes[ids[action[2] % len(ids)]]
+        if src.output_ports and dst.input_ports:
+            port = dst.input_ports[action[2] % len(dst.input_ports)]
+            if g.can_connect(src.id, src.output_ports[0], dst.id, port) is None:
+                stack.push(ConnectCommand(g, Edge(src.id, src.output_ports[0], dst.id, port)))
+    elif kind == "disconnect":
+        if g.edges:
+            stack.push(RemoveNodesCommand(g, [], [g.edges[action[1] % len(g.edges)]]))
+    elif kind == "param":
+        node = g.nodes[ids[action[1] % len(ids)]]
+        numeric = [p for p in node.spec.params if p.kind == "int" and p.name != "num_inputs"]
+        if numeric:
+            p = numeric[action[2] % len(numeric)]
+            lo = p.minimum if p.minimum is not None else 0  # type: ignore[attr-defined]
+            value = lo + action[2] % 5
+            if value != node.params[p.name]:
+                stack.push(SetParamsCommand(g, [node.id], {p.name: value}))
+    elif kind == "rename":
+        nid = ids[action[1] % len(ids)]
+        name = action[2].strip()
+        if name and name not in g.names():
+            stack.push(RenameCommand(g, nid, name))
+    elif kind == "move":
+        nid = ids[action[1] % len(ids)]
+        old = g.nodes[nid].position
+        stack.push(MoveNodesCommand(g, {nid: (old, (old[0] + action[2], old[1] - action[2]))}))
+    elif kind == "duplicate":
+        editor.scene.select_nodes([ids[action[1] % len(ids)]])
+        editor.duplicate()
+    elif kind == "layout":
+        editor.auto_layout("TB")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=st.lists(op, min_size=1, max_size=25))
+def test_random_edits_undo_to_the_start_and_redo_to_the_end(qtbot, actions) -> None:
+    doc = Document(load_project(SAMPLE))
+    scene = GraphScene(doc)
+    view = GraphView(scene)
+    qtbot.addWidget(view)
+    editor = CanvasEditor(view)
+    start = json.loads(doc.project.to_json())
+    for action in actions:
+        apply(editor, doc, action)
+    end = json.loads(doc.project.to_json())
+    stack = doc.undo_stack
+    while stack.canUndo():
+        stack.undo()
+    assert json.loads(doc.project.to_json()) == start
+    # the scene mirrors the graph after undo-all
+    assert set(scene.nodes) == set(doc.graph.nodes) and set(scene.edges) == set(doc.graph.edges)
+    while stack.canRedo():
+        stack.redo()
+    assert json.loads(doc.project.to_json()) == end
+    assert set(scene.nodes) == set(doc.graph.nodes) and set(scene.edges) == set(doc.graph.edges)
+    scene.detach()
