@@ -124,6 +124,59 @@ def cmd_layers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import signal
+    from pathlib import Path
+
+    from .project import load_project
+    from .training import Control, Trainer
+    from .training.progress import ProgressLine
+
+    try:
+        project = load_project(args.project)
+    except ProjectError as exc:
+        return _fail(str(exc), EXIT_UNREADABLE)
+    control = Control()
+
+    def stop(_sig: int, _frame: Any) -> None:
+        if control.stop.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping after this step (Ctrl+C again to abort)...", file=sys.stderr)
+        control.stop.set()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    overrides = {"device": args.device, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                 "seed": args.seed}
+    listeners = [] if args.quiet else [ProgressLine()]
+    try:
+        trainer = Trainer(project, overrides, run_dir=Path(args.out) if args.out else None,
+                          resume=Path(args.resume) if args.resume else None, listeners=listeners, control=control)
+        summary = trainer.run()
+    except WorkbenchError as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print(json.dumps({**summary, "run_dir": str(trainer.run_dir)}, indent=2))
+    else:
+        final = "  ".join(f"{k} {v:.4f}" for k, v in summary["final"].items())
+        print(f"{summary['status']}: {final}\nrun folder: {trainer.run_dir}")
+    return EXIT_OK if summary["status"] in ("finished", "stopped") else EXIT_INVALID
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .training import best_device, list_devices
+
+    devices = list_devices()
+    best = best_device(devices)
+    for d in devices:
+        print(("* " if d.id == best else "  ") + d.label() + ("" if d.available else "  [unavailable]"))
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- gui
 
 
@@ -158,6 +211,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("layers", help="list the layer catalogue")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_layers)
+
+    p = sub.add_parser("train", help="train a project headless (same engine as the GUI)")
+    p.add_argument("project", help="project file (.json)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the project's setting)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<project>/<time> beside the project)")
+    p.add_argument("--resume", metavar="CKPT", help="checkpoint (.safetensors) to continue from")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("devices", help="list the devices training can use")
+    p.set_defaults(func=cmd_devices)
 
     p = sub.add_parser("gui", help="start the graphical editor")
     p.add_argument("project", nargs="?", help="project file to open")

@@ -56,6 +56,12 @@ class Compiled:
     calls: dict[str, ModuleCall] = field(default_factory=dict)
     attr_of: dict[str, str] = field(default_factory=dict)
     total_params: int = 0
+    owner: dict[str, str] = field(default_factory=dict)
+    """fx node name -> the workbench node name whose code it is (for located runtime errors)."""
+
+    def node_name_of_attr(self) -> dict[str, str]:
+        """Submodule attribute -> node name."""
+        return {attr: self.owner.get(attr, attr) for attr in self.calls}
 
     def example_inputs(self, batch: int = 2, seq: int = 5, vocab: int = 2) -> tuple[torch.Tensor, ...]:
         """Random inputs: symbolic batch -> ``batch``, other symbols -> ``seq``."""
@@ -72,18 +78,24 @@ class Compiled:
 class _FxEmitter:
     """Implements :class:`workbench.layers.spec.Emitter` over an ``fx.Graph``."""
 
-    def __init__(self, graph: fx.Graph, attr: str) -> None:
+    def __init__(self, graph: fx.Graph, attr: str, owner: dict[str, str], node_name: str) -> None:
         self.graph = graph
         self.attr = attr
+        self.owner = owner
+        self.node_name = node_name
+
+    def _own(self, node: fx.Node) -> fx.Node:
+        self.owner[node.name] = self.node_name
+        return node
 
     def call_module(self, *args: Any, **kwargs: Any) -> fx.Node:
-        return self.graph.create_node("call_module", self.attr, args, kwargs, name=self.attr)
+        return self._own(self.graph.create_node("call_module", self.attr, args, kwargs, name=self.attr))
 
     def call_function(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> fx.Node:
-        return self.graph.call_function(fn, args, kwargs)
+        return self._own(self.graph.call_function(fn, args, kwargs))
 
     def call_method(self, name: str, *args: Any, **kwargs: Any) -> fx.Node:
-        return self.graph.call_method(name, args, kwargs)
+        return self._own(self.graph.call_method(name, args, kwargs))
 
 
 def assign_identifiers(graph: Graph) -> dict[str, str]:
@@ -133,6 +145,7 @@ def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name
     calls: dict[str, ModuleCall] = {}
     inputs: list[InputSpec] = []
     outputs: list[tuple[str, fx.Node, Shape]] = []
+    owner: dict[str, str] = {}
 
     # Placeholders first, in the graph's node order: that is forward's signature.
     for node in graph.inputs():
@@ -158,7 +171,7 @@ def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name
             call = spec.build(node.params, shapes_in)  # type: ignore[arg-type]
             root.add_module(attr, call.instantiate())
             calls[attr] = call
-        emitter = _FxEmitter(fxg, attr)
+        emitter = _FxEmitter(fxg, attr, owner, node.name)
         if spec.emit is not None:
             results = spec.emit(emitter, node.params, shapes_in, xs)  # type: ignore[arg-type]
         else:
@@ -184,4 +197,5 @@ def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name
         calls=calls,
         attr_of=attr_of,
         total_params=si.total_params(),
+        owner=owner,
     )

@@ -1,0 +1,355 @@
+"""The training engine: one loop for the CLI (in-process) and the GUI (in a worker process).
+
+The engine emits plain-dict events to listeners (run folder writer, progress
+line, the worker's queue).  Pause and stop are flags checked at batch
+boundaries; stop finishes the step and writes a consistent checkpoint.
+Everything that can be decided before the first step (device, shapes, data) is.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..compiler import Compiled, compile_graph
+from ..config import TRAINING_FIELDS, validate_section
+from ..data import DataBundle, load_data
+from ..errors import WorkbenchError
+from ..project import Project
+from ..weights import graph_hash, read_checkpoint, restore_optimizer, save_checkpoint
+from .devices import autocast_dtype, resolve_device
+from .runs import RunWriter, new_run_dir, runs_root
+from .schedule import Schedule
+from .tasks import MetricAccumulator, loss_fn, primary_metric
+
+Event = dict[str, Any]
+Listener = Callable[[Event], None]
+
+
+class TrainingError(WorkbenchError):
+    """Training cannot start or had to stop; the message says where and why."""
+
+
+class Control:
+    """Pause and stop flags (threading or multiprocessing events both work)."""
+
+    def __init__(self, pause: Any = None, stop: Any = None) -> None:
+        self.pause = pause if pause is not None else threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
+
+
+def _optimizer(cfg: dict[str, Any], params: Any) -> torch.optim.Optimizer:
+    kind, lr, wd = cfg["optimizer"], cfg["lr"], cfg["weight_decay"]
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"] and cfg["momentum"] > 0,
+                               weight_decay=wd)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.RMSprop(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
+
+
+def first_nonfinite_node(compiled: Compiled, *inputs: torch.Tensor) -> str | None:
+    """Run the module node by node and name the first node whose output is NaN or Inf."""
+    found: list[str] = []
+
+    class Probe(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            result = super().run_node(n)
+            if not found and torch.is_tensor(result) and result.is_floating_point() and not torch.isfinite(result).all():
+                found.append(compiled.owner.get(n.name, n.name))
+            return result
+
+    with torch.no_grad():
+        Probe(compiled.module).run(*inputs)
+    return found[0] if found else None
+
+
+class Trainer:
+    """Trains a project's graph on its dataset.
+
+    Args:
+        project: the project (graph, data and training sections).
+        overrides: training settings to replace (epochs, lr, seed, device, batch_size...).
+        run_dir: where to write the run (default: a new folder under the project's ``runs/``).
+        resume: a checkpoint to continue from (its run folder is reused unless ``run_dir`` is given).
+        listeners: called with every event.
+        control: pause/stop flags.
+        stats_interval: seconds between per-layer statistics events.
+    """
+
+    def __init__(self, project: Project, overrides: dict[str, Any] | None = None, run_dir: Path | None = None,
+                 resume: Path | None = None, listeners: list[Listener] | None = None,
+                 control: Control | None = None, stats_interval: float = 0.25) -> None:
+        self.project = project
+        overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        self.data_cfg = dict(project.data)
+        if "batch_size" in overrides:
+            self.data_cfg["batch_size"] = overrides.pop("batch_size")
+        try:
+            self.cfg = validate_section(TRAINING_FIELDS, {**project.training, **overrides})
+        except ValueError as exc:
+            raise TrainingError(f"training settings: {exc}") from None
+        self.resume = Path(resume) if resume else None
+        self.run_dir = run_dir
+        self.listeners = list(listeners or [])
+        self.control = control or Control()
+        self.stats_interval = stats_interval
+        self.status = "idle"
+
+    # ------------------------------------------------------------------ events
+    def emit(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+    # ------------------------------------------------------------------ set-up (all checks before the first step)
+    def prepare(self) -> None:
+        cfg = self.cfg
+        self.device = resolve_device(cfg["device"])
+        torch.manual_seed(cfg["seed"])
+        self.compiled = compile_graph(self.project.graph)
+        if len(self.compiled.inputs) != 1:
+            raise TrainingError(f"training needs exactly one Input; this graph has {len(self.compiled.inputs)}")
+        spec = self.compiled.inputs[0]
+        self.data: DataBundle = load_data(self.data_cfg, spec.shape[1:], spec.dtype)
+        task = cfg["task"]
+        if task == "classification" and self.data.samples.kind != "classification":
+            raise TrainingError(f"the task is classification but {self.data.samples.name} has "
+                                f"{self.data.samples.kind} targets; choose the regression task")
+        if task == "reconstruction":  # the target is the input itself
+            self.data.train = TensorDataset(self.data.train.tensors[0], self.data.train.tensors[0])
+            if self.data.val is not None:
+                self.data.val = TensorDataset(self.data.val.tensors[0], self.data.val.tensors[0])
+        self.num_classes = self.data.samples.num_classes if task == "classification" else 0
+        self.model = self.compiled.module.to(self.device)
+        self.optimizer = _optimizer(cfg, self.model.parameters())
+        bs = int(self.data_cfg["batch_size"])
+        self.steps_per_epoch = max(1, math.ceil(len(self.data.train) / bs))
+        self.schedule = Schedule(cfg["schedule"], cfg["lr"], self.steps_per_epoch * cfg["epochs"],
+                                 self.steps_per_epoch, cfg["warmup_epochs"] * self.steps_per_epoch,
+                                 cfg["step_size"], cfg["gamma"])
+        self.amp = autocast_dtype(self.device, cfg["precision"])
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        self.start_epoch, self.step = 0, 0
+        self._epochs_done = 0
+        self.best: float | None = None
+        self.metric_name, self.metric_mode = primary_metric(task)
+        if self.resume is not None:
+            self._restore(self.resume)
+        if self.run_dir is None:
+            self.run_dir = (self.resume.parent.parent if self.resume is not None
+                            else new_run_dir(runs_root(self.project.path), self.project.name))
+        self.writer = RunWriter(self.run_dir, {"project": self.project.to_dict(), "training": cfg,
+                                               "data": self.data_cfg, "device": str(self.device)})
+        self.listeners.insert(0, self.writer)
+        self._attr_names = self.compiled.node_name_of_attr()
+
+    def _restore(self, path: Path) -> None:
+        model_t, optim_t, meta = read_checkpoint(path)
+        from ..weights import apply_state
+
+        try:
+            apply_state(self.model, {k: v.to(self.device) for k, v in model_t.items()}, str(path))
+        except WorkbenchError as exc:
+            raise TrainingError(f"cannot resume: {exc}") from None
+        restore_optimizer(self.optimizer, optim_t, meta)
+        self.start_epoch = self._epochs_done = int(meta.get("epoch", 0))
+        self.step = int(meta.get("step", 0))
+        self.schedule.load_state(meta.get("schedule", {}))
+        self.best = meta.get("best")
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> dict[str, Any]:
+        """Train; returns the summary (also written to ``summary.json``).
+
+        Raises:
+            TrainingError, DeviceError, DataError, CompileError: with a located message.
+        """
+        self.prepare()
+        cfg = self.cfg
+        self.status = "running"
+        t0 = time.perf_counter()
+        self.emit({"type": "start", "run_dir": str(self.run_dir), "device": str(self.device),
+                   "epochs": cfg["epochs"], "steps_per_epoch": self.steps_per_epoch,
+                   "train_samples": len(self.data.train), "val_samples": len(self.data.val or []),
+                   "start_epoch": self.start_epoch, "params": self.compiled.total_params,
+                   "layers": list(self._attr_names.values()), "task": cfg["task"]})
+        last_val: dict[str, float] = {}
+        bad_epochs = 0
+        samples_seen = 0
+        try:
+            for epoch in range(self.start_epoch, cfg["epochs"]):
+                train_loss = self._train_epoch(epoch)
+                if train_loss is None:  # stopped
+                    self.status = "stopped"
+                    self._checkpoint("last", epoch, last_val)
+                    break
+                samples_seen += len(self.data.train)
+                last_val = self._validate(epoch) if self.data.val is not None else {}
+                metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in last_val.items()}}
+                self.schedule.end_epoch(last_val.get("loss"))
+                score = last_val.get(self.metric_name, train_loss if self.metric_name == "loss" else None)
+                improved = score is not None and (self.best is None or (
+                    score > self.best if self.metric_mode == "max" else score < self.best))
+                if improved:
+                    self.best = score
+                    bad_epochs = 0
+                else:
+                    bad_epochs += 1
+                self.emit({"type": "epoch", "epoch": epoch + 1, "step": self.step,
+                           "lr": self.schedule.lr(max(0, self.step - 1)), "time": time.perf_counter() - t0,
+                           **metrics})
+                self._checkpoint("last", epoch + 1, metrics)
+                if improved:
+                    self._checkpoint("best", epoch + 1, metrics)
+                if cfg["early_stopping"] and bad_epochs >= cfg["early_stopping"]:
+                    self.emit({"type": "log", "message": f"early stopping after epoch {epoch + 1}: no improvement "
+                               f"in {bad_epochs} epochs"})
+                    break
+            if self.status == "running":
+                self.status = "finished"
+        except torch.cuda.OutOfMemoryError:
+            self.status = "failed"
+            raise TrainingError(f"{self.device} ran out of memory at step {self.step}; "
+                                "lower the batch size or the model size") from None
+        except RuntimeError as exc:
+            self.status = "failed"
+            if self.device.type != "cpu":
+                raise TrainingError(f"device {self.device} failed at step {self.step}: {exc}") from None
+            raise
+        finally:
+            summary = {"status": self.status if self.status != "running" else "failed",
+                       "epochs_done": self._epochs_done, "steps": self.step, "device": str(self.device),
+                       "time_s": time.perf_counter() - t0, "final": last_val,
+                       f"best_{self.metric_name}": self.best, "params": self.compiled.total_params,
+                       "project_hash": graph_hash(self.project.graph)}
+            if samples_seen:
+                summary["train_samples_per_s"] = samples_seen / max(1e-9, summary["time_s"])
+            self.writer.write_summary(summary)
+            self.writer.close()
+            self.emit({"type": "done", "summary": summary})
+        return summary
+
+    def _train_epoch(self, epoch: int) -> float | None:
+        cfg = self.cfg
+        self.model.train()
+        torch.manual_seed(cfg["seed"] * 1000 + epoch)  # dropout: the same per epoch, resumed or not
+        gen = torch.Generator().manual_seed(cfg["seed"] * 1000 + epoch)
+        loader = DataLoader(self.data.train, batch_size=int(self.data_cfg["batch_size"]),
+                            shuffle=bool(self.data_cfg["shuffle"]), generator=gen)
+        total, count = 0.0, 0
+        window_t, window_n = time.perf_counter(), 0
+        last_stats = 0.0
+        for i, (x, y) in enumerate(loader):
+            while self.control.pause.is_set() and not self.control.stop.is_set():
+                if self.status != "paused":
+                    self.status = "paused"
+                    self.emit({"type": "status", "status": "paused"})
+                time.sleep(0.05)
+            if self.status == "paused":
+                self.status = "running"
+                self.emit({"type": "status", "status": "running"})
+                window_t = time.perf_counter()
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            lr = self.schedule.lr(self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                out = self.model(x)
+                out = out[0] if isinstance(out, tuple) else out
+                loss = loss_fn(cfg["task"], out, y, self.num_classes)
+            if not torch.isfinite(loss):
+                where = first_nonfinite_node(self.compiled, x)
+                self.status = "failed"
+                raise TrainingError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {self.step + 1}"
+                                    + (f"; the first non-finite values come from node \"{where}\"" if where else "")
+                                    + "; try a lower learning rate or gradient clipping")
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                loss.backward()
+            if cfg["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg["grad_clip"])
+            now = time.perf_counter()
+            if now - last_stats >= self.stats_interval:  # gradients exist only until the next step
+                self.emit({"type": "layers", "step": self.step + 1, **self._layer_stats()})
+                last_stats = now
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.step += 1
+            value = float(loss.detach())
+            total += value * x.shape[0]
+            count += x.shape[0]
+            window_n += x.shape[0]
+            elapsed = time.perf_counter() - window_t
+            self.emit({"type": "batch", "epoch": epoch + 1, "step": self.step, "loss": value, "lr": lr,
+                       "samples_per_s": window_n / elapsed if elapsed > 0 else 0.0,
+                       "progress": (epoch * self.steps_per_epoch + i + 1) / (self.cfg["epochs"] * self.steps_per_epoch)})
+            if elapsed > 1.0:
+                window_t, window_n = time.perf_counter(), 0
+            if self.control.stop.is_set():
+                self.emit({"type": "log", "message": f"stopped by the user at epoch {epoch + 1}, step {self.step}"})
+                return None
+        self._epochs_done = epoch + 1
+        return total / max(1, count)
+
+    def _validate(self, epoch: int) -> dict[str, float]:
+        assert self.data.val is not None
+        self.model.eval()
+        acc = MetricAccumulator(self.cfg["task"], self.num_classes, self.cfg["top_k"])
+        loader = DataLoader(self.data.val, batch_size=max(256, int(self.data_cfg["batch_size"])))
+        with torch.no_grad():
+            for x, y in loader:
+                x, y = x.to(self.device), y.to(self.device)
+                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                    out = self.model(x)
+                    out = out[0] if isinstance(out, tuple) else out
+                    loss = loss_fn(self.cfg["task"], out, y, self.num_classes)
+                acc.add(out, y, float(loss))
+        result = acc.result()
+        event: Event = {"type": "validation", "epoch": epoch + 1, "metrics": result, "task": self.cfg["task"],
+                        "samples": acc.samples}
+        if acc.confusion is not None:
+            event["confusion"] = acc.confusion.tolist()
+            event["classes"] = self.data.samples.class_names or [str(i) for i in range(self.num_classes)]
+        if self.cfg["task"] == "reconstruction":
+            event["inputs"] = self.data.val.tensors[0][:16].float()
+        self.emit(event)
+        return result
+
+    def _layer_stats(self) -> dict[str, dict[str, float]]:
+        grads, weights = {}, {}
+        for attr, module in self.model.named_children():
+            params = [p for p in module.parameters() if p.requires_grad]
+            if not params:
+                continue
+            name = self._attr_names.get(attr, attr)
+            weights[name] = float(torch.sqrt(sum((p.detach().float() ** 2).sum() for p in params)))
+            gs = [p.grad for p in params if p.grad is not None]
+            if gs:
+                grads[name] = float(torch.sqrt(sum((g.detach().float() ** 2).sum() for g in gs)))
+        return {"grad_norm": grads, "weight_norm": weights}
+
+    def _checkpoint(self, kind: str, epoch: int, metrics: dict[str, Any]) -> Path:
+        assert self.run_dir is not None
+        path = self.run_dir / "checkpoints" / f"{kind}.safetensors"
+        meta = {"epoch": epoch, "step": self.step, "metrics": metrics, "best": self.best,
+                "project_hash": graph_hash(self.project.graph), "schedule": self.schedule.state(),
+                "project": self.project.name}
+        save_checkpoint(path, self.model, self.optimizer, meta)
+        self.emit({"type": "checkpoint", "kind": kind, "path": str(path), "epoch": epoch})
+        return path

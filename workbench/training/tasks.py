@@ -1,0 +1,95 @@
+"""Tasks decide the loss and the metrics: classification, regression, reconstruction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import WorkbenchError
+
+
+class TaskError(WorkbenchError):
+    """The model's output does not fit the task (e.g. 3 logits for 10 classes)."""
+
+
+@dataclass
+class MetricAccumulator:
+    """Sums over a validation pass; ``result()`` gives the epoch's metrics."""
+
+    task: str
+    num_classes: int = 0
+    top_k: int = 5
+    n: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    correct_k: int = 0
+    abs_err: float = 0.0
+    sq_err: float = 0.0
+    y_sum: float = 0.0
+    y_sq: float = 0.0
+    confusion: torch.Tensor | None = None
+    samples: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, out: torch.Tensor, y: torch.Tensor, loss: float) -> None:
+        b = int(y.shape[0])
+        self.n += b
+        self.loss_sum += loss * b
+        if self.task == "classification":
+            pred = out.argmax(1)
+            self.correct += int((pred == y).sum())
+            k = min(self.top_k, out.shape[1])
+            self.correct_k += int((out.topk(k, 1).indices == y[:, None]).any(1).sum())
+            if self.confusion is None:
+                self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
+            idx = y.cpu() * self.num_classes + pred.cpu()
+            self.confusion += torch.bincount(idx, minlength=self.num_classes**2).reshape(self.num_classes, -1)
+        else:
+            diff = (out.float() - y.float()).reshape(b, -1)
+            self.abs_err += float(diff.abs().mean(1).sum())
+            self.sq_err += float(diff.pow(2).mean(1).sum())
+            flat = y.float().reshape(b, -1).mean(1)
+            self.y_sum += float(flat.sum())
+            self.y_sq += float(flat.pow(2).sum())
+        if not self.samples:  # keep a few for previews (predictions, reconstructions)
+            self.samples = {"outputs": out[:16].detach().float().cpu(), "targets": y[:16].detach().cpu()}
+
+    def result(self) -> dict[str, float]:
+        n = max(self.n, 1)
+        r = {"loss": self.loss_sum / n}
+        if self.task == "classification":
+            r["accuracy"] = self.correct / n
+            r[f"top{self.top_k}_accuracy"] = self.correct_k / n
+        else:
+            r["mae"] = self.abs_err / n
+            r["mse"] = self.sq_err / n
+            if self.task == "regression":
+                var = self.y_sq / n - (self.y_sum / n) ** 2
+                r["r2"] = 1.0 - (self.sq_err / n) / var if var > 1e-12 else 0.0
+        return r
+
+
+def loss_fn(task: str, out: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The task's loss; shape problems become a :class:`TaskError` that says what to change."""
+    if task == "classification":
+        if out.ndim != 2:
+            raise TaskError(f"classification needs the Output to be [N, classes], got {list(out.shape)}; "
+                            "add a Flatten and a Linear layer before the Output")
+        if num_classes and out.shape[1] != num_classes:
+            raise TaskError(f"the dataset has {num_classes} classes but the Output gives {out.shape[1]} values "
+                            f"per sample; set the last Linear layer's out_features to {num_classes}")
+        return F.cross_entropy(out, y)
+    if out.shape != y.shape:
+        if out.numel() == y.numel():
+            out = out.reshape(y.shape)
+        else:
+            raise TaskError(f"{task} needs the Output to have the target's shape {list(y.shape[1:])} per sample, "
+                            f"got {list(out.shape[1:])}")
+    return F.mse_loss(out.float(), y.float())
+
+
+def primary_metric(task: str) -> tuple[str, str]:
+    """The metric that decides 'best' and its direction: (name, 'max' | 'min')."""
+    return ("accuracy", "max") if task == "classification" else ("loss", "min")
