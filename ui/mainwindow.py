@@ -8,13 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoCommand, QUndoGroup
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent, QUndoCommand, QUndoGroup
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QUndoView,
     QWidget,
@@ -30,11 +31,16 @@ from .document import Document
 from .inspector import Inspector
 from .palette import Palette
 from .problems import ProblemsPanel
+from .runs_panel import RunsPanel
+from .setup_panel import SetupPanel
+from .training_panel import TrainingPanel
 from .style import apply_theme, icon
 
 APP_NAME = "Neural Workbench"
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 AUTOSAVE_MS = 60_000
+#: bump when docks are added or renamed: a window state saved by another layout is ignored
+LAYOUT_VERSION = 2
 MAX_RECENT = 10
 
 #: ask(title, text, buttons) -> the button chosen; replaced in tests
@@ -49,7 +55,9 @@ class MainWindow(QMainWindow):
         self.ask: Asker = ask or self._message_box
         self.settings = QSettings()
         self.setWindowIcon(icon("app"))
-        self.setDockOptions(QMainWindow.DockOption.AllowTabbedDocks | QMainWindow.DockOption.AnimatedDocks)
+        self._shown_once = False
+        self._layout_restored = False
+        self.setDockOptions(QMainWindow.DockOption.AllowTabbedDocks | QMainWindow.DockOption.AllowNestedDocks)
         self.doc = Document(Project())
         self.scene = GraphScene(self.doc)
         self.view = GraphView(self.scene)
@@ -58,6 +66,9 @@ class MainWindow(QMainWindow):
         self.palette = Palette()
         self.inspector = Inspector()
         self.problems = ProblemsPanel()
+        self.setup = SetupPanel()
+        self.training = TrainingPanel()
+        self.runs = RunsPanel()
         self.undo_group = QUndoGroup(self)  # undo/redo actions follow the active document's stack
         self.undo_group.addStack(self.doc.undo_stack)
         self.undo_group.setActiveStack(self.doc.undo_stack)
@@ -93,10 +104,30 @@ class MainWindow(QMainWindow):
         self.problems_dock = self._dock("Problems and summary", "problemsDock", self.problems,
                                         Qt.DockWidgetArea.BottomDockWidgetArea)
         self.history_dock = self._dock("History", "historyDock", self.history, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.problems_dock, self.history_dock)
-        self.problems_dock.raise_()
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [240, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.problems_dock], [190], Qt.Orientation.Vertical)
+        self.training_dock = self._dock("Training", "trainingDock", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.runs_dock = self._dock("Runs", "runsDock", self.runs, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setup_dock = self._dock("Data and training set-up", "setupDock", self.setup,
+                                     Qt.DockWidgetArea.RightDockWidgetArea)
+        for dock in (self.training_dock, self.runs_dock, self.history_dock):
+            self.tabifyDockWidget(self.problems_dock, dock)
+        self.setup_dock.hide()  # tabified once the window is shown (see showEvent)
+        self.training.runFinished.connect(lambda _d: self.runs.refresh())
+        self.runs.resumeRequested.connect(self._resume_run)
+        self.runs.message.connect(self.show_message)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        # sizes and current tabs are set once the layout exists (before that Qt leaves stray tab bars)
+        if not self._shown_once:
+            self._shown_once = True
+            if not self._layout_restored:
+                self.setup_dock.show()
+                self.tabifyDockWidget(self.inspector_dock, self.setup_dock)
+            self.problems_dock.raise_()
+            self.inspector_dock.raise_()
+            if not self._layout_restored:
+                self.resizeDocks([self.palette_dock, self.inspector_dock], [240, 320], Qt.Orientation.Horizontal)
+                self.resizeDocks([self.problems_dock], [200], Qt.Orientation.Vertical)
+        super().showEvent(event)
 
     def _action(self, text: str, slot: Callable[[], object], shortcut: QKeySequence | str | None = None,
                 icon_name: str | None = None, checkable: bool = False) -> QAction:
@@ -172,7 +203,8 @@ class MainWindow(QMainWindow):
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_grid, self.act_snap, None,
                   self.act_layout_tb, self.act_layout_lr, None):
             m.addSeparator() if a is None else m.addAction(a)
-        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.history_dock):
+        for dock in (self.palette_dock, self.inspector_dock, self.setup_dock, self.problems_dock, self.training_dock,
+                     self.runs_dock, self.history_dock):
             m.addAction(dock.toggleViewAction())
         theme_menu = m.addMenu("&Theme")
         group = QActionGroup(self)
@@ -182,12 +214,18 @@ class MainWindow(QMainWindow):
             a.setCheckable(True)
             a.setChecked(name == current)
             group.addAction(a)
-        m = mb.addMenu("&Help")
+        m = self.help_menu = mb.addMenu("&Help")
         m.addAction("&About", self._about)
         tb = self.addToolBar("Main")
         tb.setObjectName("mainToolbar")
+        self.act_train = self._action("&Train", self._train, "F5")
+        self.act_stop = self._action("&Stop Training", self.training.stop, "Shift+F5")
+        run_menu = QMenu("&Run", self)
+        mb.insertMenu(self.help_menu.menuAction(), run_menu)
+        run_menu.addAction(self.act_train)
+        run_menu.addAction(self.act_stop)
         for a in (self.act_new, self.act_open, self.act_save, None, self.act_undo, self.act_redo, None,
-                  self.act_fit, self.act_layout_tb):
+                  self.act_fit, self.act_layout_tb, None, self.act_train, self.act_stop):
             tb.addSeparator() if a is None else tb.addAction(a)
 
     def _make_status_bar(self) -> None:
@@ -205,6 +243,9 @@ class MainWindow(QMainWindow):
         self.scene.selectionChanged.connect(self._selection_changed)
         self.inspector.set_document(self.doc)
         self.problems.set_document(self.doc)
+        self.setup.set_document(self.doc)
+        self.training.set_document(self.doc)
+        self.runs.set_document(self.doc)
         self.doc.changed.connect(self._doc_changed)
         self.doc.undo_stack.cleanChanged.connect(lambda _clean: self._update_title())
         self._doc_changed()
@@ -241,6 +282,22 @@ class MainWindow(QMainWindow):
             self.inspector.show_nodes(self.scene.selected_node_ids())
         except RuntimeError:  # scene already deleted during a document switch
             pass
+
+    def show_training(self) -> None:
+        """Bring the dashboard forward, tall enough for its plots."""
+        self.training_dock.show()
+        self.training_dock.raise_()
+        if self.training_dock.height() < self.height() * 0.4:
+            self.resizeDocks([self.training_dock], [int(self.height() * 0.45)], Qt.Orientation.Vertical)
+
+    def _train(self) -> None:
+        self.show_training()
+        if not self.training.start():
+            self.show_message(self.training.status.text())
+
+    def _resume_run(self, checkpoint: str) -> None:
+        self.show_training()
+        self.training.start(resume=checkpoint)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
@@ -326,8 +383,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.maybe_save():
+            self.training.shutdown()
             self.settings.setValue("geometry", self.saveGeometry())
-            self.settings.setValue("windowState", self.saveState())
+            self.settings.setValue("windowState", self.saveState(LAYOUT_VERSION))
             self._autosave.stop()
             event.accept()
         else:
@@ -361,7 +419,7 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
-            self.restoreState(state)
+            self._layout_restored = self.restoreState(state, LAYOUT_VERSION)
 
     def set_theme(self, theme: str) -> None:
         self.settings.setValue("theme", theme)

@@ -1,0 +1,409 @@
+"""Training dashboard: run controls, live plots, per-layer statistics, results.
+
+Training runs in a worker process (``workbench.training.worker``); a 20 Hz timer
+drains its events into preallocated series, so the editor never waits on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.training.worker import TrainingProcess
+
+from .document import Document
+from .plots import PALETTE, Series, curve, make_plot
+
+
+def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
+    """[K, C, H, W] or [K, H, W] (or flat squares) -> one 2-D mosaic for an ImageItem."""
+    arr = np.asarray(images, dtype=np.float32)
+    if arr.ndim == 2:
+        side = int(round(arr.shape[1] ** 0.5))
+        arr = arr.reshape(-1, side, side) if side * side == arr.shape[1] else arr[:, None, :]
+    if arr.ndim == 4:
+        arr = arr.mean(1)
+    k, h, w = arr.shape
+    rows = (k + cols - 1) // cols
+    out = np.full((rows * (h + 1), cols * (w + 1)), np.nan, dtype=np.float32)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        out[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = arr[i]
+    return out
+
+
+class TrainingPanel(QWidget):
+    """Signals:
+    runFinished(str): a run ended (its folder), so the runs panel can refresh.
+    """
+
+    runFinished = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.doc: Document | None = None
+        self.process: TrainingProcess | None = None
+        self.run_dir: str | None = None
+        self.layer_names: list[str] = []
+        self._t_start = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.epochs = 0
+        self._build()
+        self.timer = QTimer(self)
+        self.timer.setInterval(50)  # 20 Hz
+        self.timer.timeout.connect(self.drain)
+
+    # ------------------------------------------------------------------ construction
+    def _build(self) -> None:
+        self.device = QComboBox()
+        self.device.setToolTip("Device to train on; listed by the worker process (the GUI never touches CUDA)")
+        self.device.addItem("auto (best available)", "auto")
+        self.device.addItem("cpu", "cpu")
+        self.train_button = QPushButton("Train")
+        self.train_button.setObjectName("trainButton")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.pause_button.setEnabled(False)
+        self.stop_button.setEnabled(False)
+        self.train_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        self.status = QLabel("Ready.")
+        self.status.setWordWrap(True)
+        bar = QHBoxLayout()
+        for w in (QLabel("Device"), self.device, self.train_button, self.pause_button, self.stop_button):
+            bar.addWidget(w)
+        bar.addWidget(self.progress, 1)
+
+        self.loss_plot = make_plot("Loss", "loss")
+        self.metric_plot = make_plot("Validation metric", "value", "epoch")
+        self.lr_plot = make_plot("Learning rate", "lr")
+        self.speed_plot = make_plot("Throughput", "samples/s")
+        self.train_loss = curve(self.loss_plot, "train (per step)", PALETTE[0])
+        self.val_loss_series = curve(self.loss_plot, "validation", PALETTE[1], symbol="o", width=2)
+        self.epoch_step: dict[int, int] = {}
+        self.metric_series: dict[str, Series] = {}
+        self.lr = curve(self.lr_plot, "lr", PALETTE[2])
+        self.speed = curve(self.speed_plot, "samples/s", PALETTE[3])
+        grid = QSplitter(Qt.Orientation.Vertical)
+        top, bottom = QSplitter(Qt.Orientation.Horizontal), QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.loss_plot)
+        top.addWidget(self.metric_plot)
+        bottom.addWidget(self.lr_plot)
+        bottom.addWidget(self.speed_plot)
+        grid.addWidget(top)
+        grid.addWidget(bottom)
+
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setValue(60)
+        self.smoothing.setToolTip("Smoothing of the per-step training loss (exponential moving average)")
+        self.smoothing.valueChanged.connect(self._smoothing_changed)
+        self.log_axis = QCheckBox("log loss axis")
+        self.log_axis.toggled.connect(lambda on: self.loss_plot.setLogMode(y=on))
+        export_png = QPushButton("Export plots (PNG)…")
+        export_png.clicked.connect(self.export_png_dialog)
+        export_csv = QPushButton("Export metrics (CSV)…")
+        export_csv.clicked.connect(self.export_csv_dialog)
+        tools = QHBoxLayout()
+        for w in (QLabel("smoothing"), self.smoothing, self.log_axis, export_png, export_csv):
+            tools.addWidget(w)
+        tools.addStretch(1)
+
+        # per-layer statistics
+        self.layer_list = QListWidget()
+        self.layer_list.setMaximumWidth(200)
+        self.layer_list.itemChanged.connect(lambda _i: self._layers_visibility())
+        self.grad_plot = make_plot("Gradient norm per layer", "‖grad‖")
+        self.weight_plot = make_plot("Weight norm per layer", "‖w‖")
+        self.grad_series: dict[str, Series] = {}
+        self.weight_series: dict[str, Series] = {}
+        layers = QSplitter(Qt.Orientation.Horizontal)
+        layers.addWidget(self.layer_list)
+        layers.addWidget(self.grad_plot)
+        layers.addWidget(self.weight_plot)
+
+        # results after validation
+        self.results_plot = pg.PlotWidget(title="Results")
+        self.results_plot.setAspectLocked(False)
+        self.results_image = pg.ImageItem()
+        self.results_image.setColorMap(pg.colormap.get("viridis"))
+        self.results_plot.addItem(self.results_image)
+        self.results_scatter = pg.ScatterPlotItem(size=5, brush=pg.mkBrush(PALETTE[0]))
+        self.results_plot.addItem(self.results_scatter)
+
+        self.tabs = QTabWidget()
+        curves = QWidget()
+        lay = QVBoxLayout(curves)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(tools)
+        lay.addWidget(grid, 1)
+        self.tabs.addTab(curves, "Curves")
+        self.tabs.addTab(layers, "Layers")
+        self.tabs.addTab(self.results_plot, "Results")
+        main = QVBoxLayout(self)
+        main.addLayout(bar)
+        main.addWidget(self.status)
+        main.addWidget(self.tabs, 1)
+        self._smoothing_changed(self.smoothing.value())
+
+    def set_document(self, doc: Document) -> None:
+        self.doc = doc
+
+    # ------------------------------------------------------------------ control
+    @property
+    def running(self) -> bool:
+        return self.process is not None and not self.process.finished
+
+    def start(self, resume: str | None = None) -> bool:
+        """Start a run of the current project in a worker process."""
+        if self.doc is None or self.running:
+            return False
+        errors = self.doc.shapes.errors()
+        if errors:
+            self.status.setText(f"Fix the graph first: {errors[0]}")
+            return False
+        self.reset()
+        overrides = {"device": self.device.currentData()}
+        self.process = TrainingProcess(self.doc.project.to_json(), self.doc.project.path, overrides,
+                                       resume=Path(resume) if resume else None)
+        try:
+            self.process.start()
+        except (OSError, RuntimeError) as exc:
+            self.process = None
+            self.status.setText(f"<span style='color:#d32f2f'>Cannot start the training process: {exc}</span>")
+            return False
+        self._t_start = time.perf_counter()
+        self.status.setText("Starting the training process…")
+        self.progress.setFormat("starting…")
+        self.train_button.setEnabled(False)
+        self.pause_button.setEnabled(True)
+        self.stop_button.setEnabled(True)
+        self.timer.start()
+        return True
+
+    def toggle_pause(self) -> None:
+        if not self.running or self.process is None:
+            return
+        if self.pause_button.text() == "Pause":
+            self.process.pause()
+            self.pause_button.setText("Resume")
+        else:
+            self.process.resume()
+            self.pause_button.setText("Pause")
+
+    def stop(self) -> None:
+        if self.running and self.process is not None:
+            self.process.stop()
+            self.status.setText("Stopping after the current step (a checkpoint will be written)…")
+
+    def shutdown(self) -> None:
+        """On window close: stop the worker without waiting on the GUI thread."""
+        if self.process is not None and self.process.alive:
+            self.process.stop()
+            QTimer.singleShot(3000, self.process.kill)
+
+    def reset(self) -> None:
+        for s in (self.train_loss, self.val_loss_series, self.lr, self.speed, *self.metric_series.values(),
+                  *self.grad_series.values(), *self.weight_series.values()):
+            s.clear()
+            s.redraw()
+        self.epoch_step.clear()
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ events
+    def drain(self) -> None:
+        if self.process is None:
+            return
+        for e in self.process.poll():
+            self.handle(e)
+        for s in (self.train_loss, self.val_loss_series, self.lr, self.speed, *self.metric_series.values(),
+                  *self.grad_series.values(), *self.weight_series.values()):
+            s.redraw()
+        if self.process.finished:
+            self.timer.stop()
+            self.train_button.setEnabled(True)
+            self.pause_button.setEnabled(False)
+            self.pause_button.setText("Pause")
+            self.stop_button.setEnabled(False)
+
+    def handle(self, e: dict[str, Any]) -> None:
+        kind = e["type"]
+        if kind == "devices":
+            self._fill_devices(e["devices"])
+        elif kind == "start":
+            self.run_dir = e["run_dir"]
+            self.epochs = e["epochs"]
+            self.steps_per_epoch = e["steps_per_epoch"]
+            self.status.setText(f"Training on {e['device']}: {e['train_samples']:,} training and "
+                                f"{e['val_samples']:,} validation samples, {e['params']:,} parameters.")
+            self._setup_layers(e["layers"])
+        elif kind == "batch":
+            self.train_loss.append(e["step"], e["loss"])
+            self.lr.append(e["step"], e["lr"])
+            if e["samples_per_s"] > 0:
+                self.speed.append(e["step"], e["samples_per_s"])
+            p = e["progress"]
+            self.progress.setValue(int(p * 1000))
+            elapsed = time.perf_counter() - self._t_start
+            eta = elapsed * (1 - p) / p if p > 0 else 0
+            self.progress.setFormat(f"epoch {e['epoch']}/{self.epochs} · step {e['step']} · "
+                                    f"{p * 100:.0f}% · ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+        elif kind == "layers":
+            for name, v in e["grad_norm"].items():
+                if name in self.grad_series:
+                    self.grad_series[name].append(e["step"], v)
+            for name, v in e["weight_norm"].items():
+                if name in self.weight_series:
+                    self.weight_series[name].append(e["step"], v)
+        elif kind == "epoch":
+            self.history.append(e)
+            if "val_loss" in e:
+                self.val_loss_series.append(e["step"], e["val_loss"])
+            for key, value in e.items():
+                if key.startswith("val_") and key != "val_loss" and isinstance(value, float):
+                    if key not in self.metric_series:
+                        color = PALETTE[(len(self.metric_series) + 2) % len(PALETTE)]
+                        self.metric_series[key] = curve(self.metric_plot, key[4:], color, symbol="o")
+                    self.metric_series[key].append(e["epoch"], value)
+        elif kind == "validation":
+            self._show_results(e)
+        elif kind == "status":
+            self.status.setText("Paused." if e["status"] == "paused" else "Training…")
+        elif kind == "log":
+            self.status.setText(e["message"])
+        elif kind == "done":
+            s = e["summary"]
+            final = ", ".join(f"{k} {v:.4f}" for k, v in s["final"].items())
+            self.status.setText(f"Run {s['status']} after {s['epochs_done']} epoch(s). {final}")
+            self.progress.setFormat(s["status"])
+            self.runFinished.emit(self.run_dir or "")
+        elif kind in ("error", "died"):
+            self.status.setText(f"<span style='color:#d32f2f'>Training failed: {e['message']}</span>")
+            self.progress.setFormat("failed")
+            self.runFinished.emit(self.run_dir or "")
+
+    def _fill_devices(self, devices: list[dict[str, Any]]) -> None:
+        current = self.device.currentData()
+        self.device.clear()
+        self.device.addItem("auto (best available)", "auto")
+        for d in devices:
+            extra = f" ({d['memory_bytes'] / 2**30:.1f} GB)" if d.get("memory_bytes") else ""
+            self.device.addItem(f"{d['id']}: {d['name']}{extra}", d["id"])
+            if not d["available"]:
+                idx = self.device.count() - 1
+                self.device.model().item(idx).setEnabled(False)  # type: ignore[attr-defined]
+                self.device.setItemData(idx, d.get("note", ""), Qt.ItemDataRole.ToolTipRole)
+        i = self.device.findData(current)
+        self.device.setCurrentIndex(max(0, i))
+
+    def _setup_layers(self, names: list[str]) -> None:
+        self.layer_names = names
+        self.layer_list.blockSignals(True)
+        self.layer_list.clear()
+        for plot in (self.grad_plot, self.weight_plot):
+            plot.clear()
+            plot.addLegend(offset=(-10, 10))
+        self.grad_series, self.weight_series = {}, {}
+        for i, name in enumerate(names):
+            color = PALETTE[i % len(PALETTE)]
+            self.grad_series[name] = curve(self.grad_plot, name, color)
+            self.weight_series[name] = curve(self.weight_plot, name, color)
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if i < 6 else Qt.CheckState.Unchecked)
+            self.layer_list.addItem(item)
+        self.layer_list.blockSignals(False)
+        self._layers_visibility()
+
+    def _layers_visibility(self) -> None:
+        for i in range(self.layer_list.count()):
+            item = self.layer_list.item(i)
+            on = item.checkState() == Qt.CheckState.Checked
+            for series in (self.grad_series, self.weight_series):
+                if item.text() in series:
+                    series[item.text()].curve.setVisible(on)
+
+    def _show_results(self, e: dict[str, Any]) -> None:
+        """Confusion matrix, predictions vs targets, or reconstructions."""
+        self.results_scatter.clear()
+        self.results_image.clear()
+        task = e["task"]
+        if "confusion" in e:
+            cm = np.asarray(e["confusion"], dtype=np.float32)
+            norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+            self.results_image.setImage(norm.T, levels=(0, 1))
+            self.results_plot.setTitle(f"Confusion matrix, epoch {e['epoch']} (rows: true, columns: predicted)")
+            self.confusion = cm
+        elif task == "regression":
+            out = np.asarray(e["samples"]["outputs"]).reshape(-1)
+            tgt = np.asarray(e["samples"]["targets"]).reshape(-1)
+            self.results_scatter.setData(tgt, out)
+            self.results_plot.setTitle(f"Predictions vs targets, epoch {e['epoch']}")
+        elif task == "reconstruction":
+            inputs = np.asarray(e.get("inputs", []))
+            outs = np.asarray(e["samples"]["outputs"])
+            if len(inputs) and len(outs):
+                k = min(8, len(inputs), len(outs))
+                both = np.concatenate([inputs[:k].reshape(k, -1), outs[:k].reshape(k, -1)])
+                self.results_image.setImage(np.flipud(image_grid(both, cols=k)).T)
+            self.results_plot.setTitle(f"Inputs (top) and reconstructions (bottom), epoch {e['epoch']}")
+
+    def _smoothing_changed(self, value: int) -> None:
+        self.train_loss.smoothing = value / 100.0
+        self.train_loss.dirty = True
+        self.train_loss.redraw()
+
+    # ------------------------------------------------------------------ export
+    def export_png(self, path: str | Path) -> Path:
+        """All four curves in one picture."""
+        target = Path(path)
+        self.tabs.widget(0).grab().save(str(target))
+        return target
+
+    def export_csv(self, path: str | Path) -> Path:
+        target = Path(path)
+        rows = getattr(self, "history", [])
+        keys = sorted({k for r in rows for k in r if k != "type"})
+        with open(target, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: r.get(k, "") for k in keys})
+        return target
+
+    def export_png_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plots", "training.png", "PNG images (*.png)")
+        if path:
+            self.export_png(path)
+
+    def export_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV files (*.csv)")
+        if path:
+            self.export_csv(path)
