@@ -13,36 +13,54 @@ PALETTE = ["#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6
 
 
 class Series:
-    """A growing (x, y) series bound to a plot curve."""
+    """A growing (x, y) series, optionally bound to a plot curve.
 
-    def __init__(self, curve: pg.PlotDataItem, capacity: int = 1024) -> None:
+    The smoothed values are kept incrementally (O(1) per point), so redrawing a
+    long smoothed curve costs no Python loop; unbound series just collect data
+    until a curve is attached (e.g. when their tab is first shown).
+    """
+
+    def __init__(self, curve: pg.PlotDataItem | None, capacity: int = 1024) -> None:
         self.curve = curve
         self.x = np.empty(capacity)
         self.y = np.empty(capacity)
+        self.s = np.empty(capacity)
         self.n = 0
         self.smoothing = 0.0
+        self._acc = 0.0
+        self._weight = 0.0
         self.dirty = False
 
     def append(self, x: float, y: float) -> None:
         if self.n == len(self.x):
             self.x = np.resize(self.x, 2 * self.n)
             self.y = np.resize(self.y, 2 * self.n)
+            self.s = np.resize(self.s, 2 * self.n)
         self.x[self.n], self.y[self.n] = x, y
+        a = self.smoothing
+        self._acc = a * self._acc + (1 - a) * y
+        self._weight = a * self._weight + (1 - a)
+        self.s[self.n] = self._acc / self._weight if self._weight else y
         self.n += 1
+        self.dirty = True
+
+    def set_smoothing(self, alpha: float) -> None:
+        self.smoothing = alpha
+        if self.n:
+            self.s[: self.n] = ema(self.y[: self.n], alpha)
+            self._acc, self._weight = float(self.s[self.n - 1]), 1.0
         self.dirty = True
 
     def clear(self) -> None:
         self.n = 0
+        self._acc = self._weight = 0.0
         self.dirty = True
 
     def values(self) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self.x[: self.n], self.y[: self.n]
-        if self.smoothing > 0 and self.n > 1:
-            y = ema(y, self.smoothing)
-        return x, y
+        return self.x[: self.n], (self.s if self.smoothing > 0 else self.y)[: self.n]
 
     def redraw(self) -> None:
-        if self.dirty:
+        if self.dirty and self.curve is not None and self.curve.isVisible():
             self.curve.setData(*self.values())
             self.dirty = False
 

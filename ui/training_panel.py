@@ -70,7 +70,10 @@ class TrainingPanel(QWidget):
         self._t_start = 0.0
         self.history: list[dict[str, Any]] = []
         self.epochs = 0
+        self._ticks = 0
+        self._last_batch: dict[str, Any] | None = None
         self._build()
+        self.tabs.currentChanged.connect(lambda _i: self.redraw_visible())
         self.timer = QTimer(self)
         self.timer.setInterval(50)  # 20 Hz
         self.timer.timeout.connect(self.drain)
@@ -243,15 +246,38 @@ class TrainingPanel(QWidget):
             return
         for e in self.process.poll():
             self.handle(e)
-        for s in (self.train_loss, self.val_loss_series, self.lr, self.speed, *self.metric_series.values(),
-                  *self.grad_series.values(), *self.weight_series.values()):
-            s.redraw()
+        if self._last_batch is not None:
+            self._show_progress(self._last_batch)
+            self._last_batch = None
+        self._ticks += 1
+        if self._ticks % 2 == 0 or self.process.finished:  # plots redraw at 10 Hz; events drain at 20 Hz
+            self.redraw_visible()
         if self.process.finished:
             self.timer.stop()
             self.train_button.setEnabled(True)
             self.pause_button.setEnabled(False)
             self.pause_button.setText("Pause")
             self.stop_button.setEnabled(False)
+
+    def _show_progress(self, e: dict[str, Any]) -> None:
+        p = e["progress"]
+        self.progress.setValue(int(p * 1000))
+        elapsed = time.perf_counter() - self._t_start
+        eta = elapsed * (1 - p) / p if p > 0 else 0
+        self.progress.setFormat(f"epoch {e['epoch']}/{self.epochs} · step {e['step']} · "
+                                f"{p * 100:.0f}% · ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+
+    def redraw_visible(self) -> None:
+        """Only the tab on screen is redrawn; hidden curves stay dirty until shown."""
+        if not self.isVisible():
+            return
+        tab = self.tabs.currentIndex()
+        if tab == 0:
+            for s in (self.train_loss, self.val_loss_series, self.lr, self.speed, *self.metric_series.values()):
+                s.redraw()
+        elif tab == 1:
+            for s in (*self.grad_series.values(), *self.weight_series.values()):
+                s.redraw()
 
     def handle(self, e: dict[str, Any]) -> None:
         kind = e["type"]
@@ -269,12 +295,7 @@ class TrainingPanel(QWidget):
             self.lr.append(e["step"], e["lr"])
             if e["samples_per_s"] > 0:
                 self.speed.append(e["step"], e["samples_per_s"])
-            p = e["progress"]
-            self.progress.setValue(int(p * 1000))
-            elapsed = time.perf_counter() - self._t_start
-            eta = elapsed * (1 - p) / p if p > 0 else 0
-            self.progress.setFormat(f"epoch {e['epoch']}/{self.epochs} · step {e['step']} · "
-                                    f"{p * 100:.0f}% · ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+            self._last_batch = e  # the progress bar is updated once per drain: setValue repaints at once
         elif kind == "layers":
             for name, v in e["grad_norm"].items():
                 if name in self.grad_series:
@@ -330,11 +351,9 @@ class TrainingPanel(QWidget):
         for plot in (self.grad_plot, self.weight_plot):
             plot.clear()
             plot.addLegend(offset=(-10, 10))
-        self.grad_series, self.weight_series = {}, {}
+        self.grad_series = {name: Series(None) for name in names}
+        self.weight_series = {name: Series(None) for name in names}
         for i, name in enumerate(names):
-            color = PALETTE[i % len(PALETTE)]
-            self.grad_series[name] = curve(self.grad_plot, name, color)
-            self.weight_series[name] = curve(self.weight_plot, name, color)
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if i < 6 else Qt.CheckState.Unchecked)
@@ -343,12 +362,22 @@ class TrainingPanel(QWidget):
         self._layers_visibility()
 
     def _layers_visibility(self) -> None:
+        """Checked layers get curves (made on first use); unchecked ones are hidden."""
         for i in range(self.layer_list.count()):
             item = self.layer_list.item(i)
             on = item.checkState() == Qt.CheckState.Checked
-            for series in (self.grad_series, self.weight_series):
-                if item.text() in series:
-                    series[item.text()].curve.setVisible(on)
+            name = item.text()
+            for series, plot in ((self.grad_series, self.grad_plot), (self.weight_series, self.weight_plot)):
+                s = series.get(name)
+                if s is None:
+                    continue
+                if on and s.curve is None:
+                    color = PALETTE[i % len(PALETTE)]
+                    s.curve = plot.plot([], [], name=name, pen=pg.mkPen(color))
+                    s.dirty = True
+                if s.curve is not None:
+                    s.curve.setVisible(on)
+                    s.redraw()
 
     def _show_results(self, e: dict[str, Any]) -> None:
         """Confusion matrix, predictions vs targets, or reconstructions."""
@@ -376,8 +405,7 @@ class TrainingPanel(QWidget):
             self.results_plot.setTitle(f"Inputs (top) and reconstructions (bottom), epoch {e['epoch']}")
 
     def _smoothing_changed(self, value: int) -> None:
-        self.train_loss.smoothing = value / 100.0
-        self.train_loss.dirty = True
+        self.train_loss.set_smoothing(value / 100.0)
         self.train_loss.redraw()
 
     # ------------------------------------------------------------------ export

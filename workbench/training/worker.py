@@ -46,6 +46,12 @@ def worker_main(project_json: str, project_path: str | None, overrides: dict[str
                 resume: str | None, events: Any, pause: Any, stop: Any, parent_pid: int, threads: int) -> None:
     """Entry point of the worker process."""
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if hasattr(os, "nice"):
+        # A background job: the editor must win the CPU when both want it (it needs ~20 % of a core).
+        try:
+            os.nice(5)
+        except OSError:
+            pass
     import torch
 
     torch.set_num_threads(max(1, threads))
