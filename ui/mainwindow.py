@@ -33,8 +33,8 @@ from .palette import Palette
 from .problems import ProblemsPanel
 from .runs_panel import RunsPanel
 from .setup_panel import SetupPanel
-from .training_panel import TrainingPanel
 from .style import apply_theme, icon
+from .training_panel import TrainingPanel
 
 APP_NAME = "Neural Workbench"
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"

@@ -167,6 +167,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK if summary["status"] in ("finished", "stopped") else EXIT_INVALID
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .export.onnx_export import export_onnx
+    from .export.python_source import export_python
+    from .project import load_project
+    from .weights import save_weights
+
+    try:
+        project = load_project(args.project)
+    except ProjectError as exc:
+        return _fail(str(exc), EXIT_UNREADABLE)
+    if not (args.onnx or args.python or args.weights):
+        return _fail("nothing to export: give --onnx OUT.onnx, --python OUT.py and/or --weights OUT.safetensors",
+                     EXIT_UNREADABLE)
+    ckpt = Path(args.checkpoint) if args.checkpoint else None
+    if args.onnx:
+        print(f"exporting ONNX to {args.onnx} ...", file=sys.stderr, flush=True)
+        report = export_onnx(project, args.onnx, checkpoint=ckpt, opset=args.opset, verify=not args.no_verify)
+        print(report.text())
+    if args.python:
+        result = export_python(project, args.python, checkpoint=ckpt)
+        print(f"wrote {result.source} (class {result.class_name}) and {result.weights}")
+    if args.weights:
+        from .export.onnx_export import model_with_weights
+
+        compiled, note = model_with_weights(project, ckpt)
+        save_weights(compiled.module, args.weights, {"project": project.name})
+        print(f"wrote {args.weights} (weights: {note})")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importers.onnx_import import import_onnx, write_import
+
+    result = import_onnx(args.model, allow_partial=args.allow_partial)
+    out = write_import(result, args.output)
+    kind = "lossless (a Neural Workbench export)" if result.lossless else "mapped op by op"
+    print(f"wrote {out} ({len(result.project.graph)} nodes, {kind})"
+          + (f" and {result.project.weights}" if result.project.weights else ""))
+    for op, names in sorted(result.unsupported.items()):
+        print(f"unsupported: {op} x{len(names)}: {', '.join(names[:6])}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     from .training import best_device, list_devices
 
@@ -224,6 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export to ONNX (verified with onnxruntime), PyTorch source, or weights")
+    p.add_argument("project", help="project file (.json)")
+    p.add_argument("--onnx", metavar="OUT.onnx")
+    p.add_argument("--python", metavar="OUT.py", help="standalone module; weights go to OUT.safetensors")
+    p.add_argument("--weights", metavar="OUT.safetensors")
+    p.add_argument("--checkpoint", metavar="CKPT", help="weights from a training checkpoint")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: newest the exporter and onnxruntime share)")
+    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="import an ONNX model into an editable project")
+    p.add_argument("model", help="model file (.onnx)")
+    p.add_argument("-o", "--output", required=True, help="project file to write (.json); weights go beside it")
+    p.add_argument("--allow-partial", action="store_true", help="stop at the first unsupported node instead of failing")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("devices", help="list the devices training can use")
     p.set_defaults(func=cmd_devices)

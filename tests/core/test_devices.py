@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.training.devices import DeviceError, DeviceInfo, autocast_dtype, best_device, list_devices, resolve_device
+from workbench.training.devices import (
+    DeviceError,
+    DeviceInfo,
+    autocast_dtype,
+    best_device,
+    list_devices,
+    resolve_device,
+)
 
 CPU = DeviceInfo("cpu", "CPU", "cpu", True, threads=2)
 GPU0 = DeviceInfo("cuda:0", "Fake A100", "cuda", True, memory_bytes=40 * 2**30)

@@ -27,7 +27,7 @@ def epochs_of(events: list[dict]) -> list[dict]:
     return [{k: v for k, v in e.items() if k != "time"} for e in events if e["type"] == "epoch"]
 
 
-def train(project: Project, tmp: Path, name: str, **overrides):  # noqa: ANN201
+def train(project: Project, tmp: Path, name: str, **overrides):
     events: list[dict] = []
     trainer = Trainer(project, overrides, run_dir=tmp / name, listeners=[events.append])
     return trainer, trainer.run(), events

@@ -183,7 +183,7 @@ def image_folder(cfg: dict[str, Any]) -> Samples:
                 continue
             try:
                 img = Image.open(io.BytesIO(f.read_bytes())).convert(mode)
-            except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds
+            except Exception as exc:
                 raise DataError(f"{f}: cannot read image ({exc})") from None
             if size:
                 img = img.resize((size, size))
@@ -209,13 +209,13 @@ def torchvision_dataset(cfg: dict[str, Any]) -> Samples:
         raise DataError(f"torchvision dataset {name!r} is not supported (MNIST, FashionMNIST, CIFAR10)")
     try:
         import torchvision
-    except Exception as exc:  # noqa: BLE001 - a broken torchvision raises RuntimeError, not ImportError
+    except Exception as exc:
         raise DataError(f"torchvision is not installed or does not load ({exc}); "
                         "install the 'vision' extra, or use the 'idx' source with MNIST files") from None
     root = cfg.get("path") or str(Path.home() / ".cache" / "neural-workbench" / "datasets")
     try:
         ds = getattr(torchvision.datasets, name)(root, train=True, download=True)
-    except Exception as exc:  # noqa: BLE001 - network errors vary
+    except Exception as exc:
         raise DataError(f"cannot download {name} to {root} ({exc}); are you offline?") from None
     data = torch.as_tensor(np.asarray(ds.data), dtype=torch.float32) / 255.0
     x = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)

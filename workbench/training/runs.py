@@ -42,7 +42,7 @@ class RunWriter:
         (self.dir / "checkpoints").mkdir(exist_ok=True)
         if not (self.dir / "config.json").exists():
             atomic_write_text(self.dir / "config.json", json.dumps(config, indent=2))
-        self._fh = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+        self._fh = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event["type"] in ("epoch", "batch"):

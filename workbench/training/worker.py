@@ -80,7 +80,7 @@ def worker_main(project_json: str, project_path: str | None, overrides: dict[str
         trainer.run()
     except WorkbenchError as exc:
         send({"type": "error", "message": str(exc)})
-    except Exception as exc:  # noqa: BLE001 - anything else is reported, with the trace for the log
+    except Exception as exc:
         send({"type": "error", "message": f"unexpected error: {exc}", "detail": traceback.format_exc()})
     finally:
         if buffer:

@@ -1,0 +1,1 @@
+"""Export: verified ONNX, standalone PyTorch source, weights."""

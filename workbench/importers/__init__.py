@@ -1,0 +1,1 @@
+"""Importers: ONNX into an editable project."""

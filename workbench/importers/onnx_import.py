@@ -1,0 +1,334 @@
+"""ONNX -> an editable project.
+
+Our own exports carry the project graph in their metadata and their weights
+under the node names, so re-importing them is lossless.  Other models are read
+op by op: constant subgraphs (initializers, Constant, shape arithmetic) are
+folded, operators are mapped onto catalogue layers by the converters in
+``onnx_ops`` (one registry keyed by op type), weights go to a safetensors file
+beside the project, and the graph is laid out automatically.  Nothing in the
+file is executed; unsupported operators are listed with their names and counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+
+from ..compiler import compile_graph
+from ..errors import WorkbenchError
+from ..graph import Graph
+from ..layout import auto_layout
+from ..project import Project, project_from_dict, save_project
+from ..weights import save_weights
+
+PROJECT_KEY = "neural_workbench.project"
+
+
+class OnnxImportError(WorkbenchError):
+    """The model cannot be imported; nothing was written."""
+
+
+@dataclass
+class ImportResult:
+    project: Project
+    tensors: dict[str, torch.Tensor]
+    lossless: bool
+    unsupported: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ctx:
+    """What converters see: constants, inferred shapes, and how to add layers."""
+
+    graph: Graph
+    consts: dict[str, np.ndarray]
+    shapes: dict[str, list[Any]]
+    env: dict[str, tuple[str, str]]  # onnx tensor -> (node id, port)
+    tensors: dict[str, torch.Tensor]
+    uses: Counter
+    consumers: dict[str, list[Any]] = field(default_factory=dict)  # tensor -> onnx nodes reading it
+    fused: set[str] = field(default_factory=set)  # onnx nodes consumed by a pattern
+    # recurrent patterns: a time-major view of a batch-first tensor; per-direction final states
+    time_major: dict[str, tuple[str, str]] = field(default_factory=dict)
+    seq4: dict[str, tuple[str, str, bool]] = field(default_factory=dict)  # Y [T, dirs, N, H] (transposed?)
+    states: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)  # Y_h -> [(node, dir, dirs)]
+    state_part: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+
+    def add(self, type_id: str, onnx_name: str, params: dict[str, Any], inputs: list[str],
+            weights: dict[str, np.ndarray] | None = None, outputs: tuple[str, ...] = ()) -> str:
+        name = _node_name(onnx_name, type_id, self.graph)
+        node = self.graph.add_node(type_id, params, name)
+        for port, tensor in zip(node.input_ports, inputs, strict=True):
+            src, sport = self.env[tensor]
+            self.graph.connect(src, sport, node.id, port)
+        for key, value in (weights or {}).items():
+            self.tensors[f"{node.id}:{key}"] = torch.from_numpy(np.array(value, copy=True))
+        for port, tensor in zip(node.output_ports, outputs, strict=False):
+            self.env[tensor] = (node.id, port)
+        return node.id
+
+    def const(self, name: str) -> np.ndarray | None:
+        return self.consts.get(name)
+
+    def shape(self, name: str) -> list[Any] | None:
+        return self.shapes.get(name)
+
+
+def _node_name(onnx_name: str, type_id: str, graph: Graph) -> str:
+    import re
+
+    base = re.sub(r"^(node_|/)", "", onnx_name or "").replace("/", "_").strip("_") or type_id.lower()
+    base = re.sub(r"[^A-Za-z0-9_.]", "_", base)[:40]
+    return base if base not in graph.names() else graph.unique_name(f"{base}_")
+
+
+def _load(path: Path) -> onnx.ModelProto:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise OnnxImportError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    try:
+        model = onnx.load_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise OnnxImportError(f"{path}: not a valid ONNX file (corrupt or truncated: {exc})") from None
+    if not model.graph.node and not model.graph.output:
+        raise OnnxImportError(f"{path}: not a valid ONNX file (no graph; corrupt or truncated?)")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise OnnxImportError(f"{path}: the model does not pass onnx.checker: {str(exc).splitlines()[0]}") from None
+    return model
+
+
+def import_onnx(path: str | Path, allow_partial: bool = False) -> ImportResult:
+    """Read ``path`` into a project (not yet saved; see :func:`write_import`)."""
+    path = Path(path)
+    model = _load(path)
+    meta = {p.key: p.value for p in model.metadata_props}
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    if PROJECT_KEY in meta:
+        result = _import_own(meta[PROJECT_KEY], inits, path)
+        if result is not None:
+            return result
+    return _import_ops(model, inits, path, allow_partial)
+
+
+def _import_own(doc: str, inits: dict[str, np.ndarray], path: Path) -> ImportResult | None:
+    """A workbench export: the graph from metadata, weights by their state_dict names."""
+    try:
+        project = project_from_dict(json.loads(doc), str(path))
+    except (WorkbenchError, ValueError):
+        return None
+    module = compile_graph(project.graph).module
+    state = module.state_dict()
+    tensors = {}
+    for key, value in state.items():
+        if key in inits and tuple(inits[key].shape) == tuple(value.shape):
+            tensors[key] = torch.from_numpy(np.array(inits[key], copy=True)).to(value.dtype)
+        elif key.endswith("num_batches_tracked"):
+            tensors[key] = torch.zeros((), dtype=torch.long)
+        else:
+            return None  # weights not recoverable by name: read it op by op instead
+    return ImportResult(project, tensors, lossless=True, notes=["lossless: a Neural Workbench export"])
+
+
+def _infer_shapes(model: onnx.ModelProto, path: Path) -> dict[str, list[Any]]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        raise OnnxImportError(f"{path}: shape inference failed: {str(exc).splitlines()[0]}") from None
+    shapes: dict[str, list[Any]] = {}
+    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        t = vi.type.tensor_type
+        if t.HasField("shape"):
+            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+    return shapes
+
+
+def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray], opset: list[Any]) -> list[np.ndarray]:
+    """Evaluate a node whose inputs are all constants (shape arithmetic, Constant...)."""
+    from onnx.reference import ReferenceEvaluator
+
+    inputs = [i for i in node.input if i]
+    graph = onnx.helper.make_graph(
+        [node], "fold",
+        [onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(consts[i].dtype), consts[i].shape)
+         for i in inputs],
+        [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output if o],
+    )
+    ref = ReferenceEvaluator(onnx.helper.make_model(graph, opset_imports=opset))
+    return ref.run(None, {i: consts[i] for i in inputs})
+
+
+def _import_ops(model: onnx.ModelProto, inits: dict[str, np.ndarray], path: Path, allow_partial: bool) -> ImportResult:
+    from .onnx_ops import CONVERTERS, Unsupported
+
+    shapes = _infer_shapes(model, path)
+    graph = Graph()
+    consts = dict(inits)
+    uses: Counter = Counter(i for n in model.graph.node for i in n.input)
+    consumers: dict[str, list[Any]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    ctx = Ctx(graph, consts, shapes, {}, {}, uses, consumers)
+    init_names = set(inits)
+    for vi in model.graph.input:
+        if vi.name in init_names:
+            continue
+        dims = shapes.get(vi.name)
+        if dims is None or not dims:
+            raise OnnxImportError(f"{path}: input {vi.name!r} has no shape; the importer needs input shapes "
+                                  "(re-export with shapes, or set them with onnx.tools.update_model_dims)")
+        elem = vi.type.tensor_type.elem_type
+        dtype = "int64" if elem in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) else "float32"
+        rest = [d if isinstance(d, int) and d > 0 else _symbol(d) for d in dims[1:]]
+        node = graph.add_node("Input", {"shape": rest or [1], "dtype": dtype}, _node_name(vi.name, "Input", graph))
+        ctx.env[vi.name] = (node.id, "y")
+    unsupported: dict[str, list[str]] = {}
+    stopped = False
+    shape_only = _shape_only_nodes(model)
+    for n in model.graph.node:
+        if n.name in ctx.fused or id(n) in shape_only:
+            continue
+        data_inputs = [i for i in n.input if i]
+        if all(i in consts for i in data_inputs) and n.op_type not in ("RandomNormal", "RandomUniform"):
+            try:
+                for out, value in zip(n.output, _fold(n, consts, list(model.opset_import)), strict=False):
+                    consts[out] = np.asarray(value)
+                continue
+            except Exception as exc:
+                unsupported.setdefault(f"{n.op_type} (constant folding: {exc})", []).append(n.name)
+                continue
+        if n.op_type == "Shape" and n.input[0] in shapes and all(isinstance(d, int) for d in shapes[n.input[0]][1:]):
+            continue  # only feeds shape arithmetic, which converters read from inferred shapes
+        conv = CONVERTERS.get(n.op_type)
+        if conv is None:
+            unsupported.setdefault(n.op_type, []).append(n.name or n.output[0])
+            if allow_partial:
+                stopped = True
+                break
+            continue
+        try:
+            conv(ctx, n)
+        except Unsupported as exc:
+            unsupported.setdefault(f"{n.op_type} ({exc})", []).append(n.name or n.output[0])
+            if allow_partial:
+                stopped = True
+                break
+        except KeyError:
+            # an input came from something we could not map (already listed), or a shape-only branch
+            if any(i not in ctx.env and i not in consts for i in n.input if i):
+                continue
+            raise
+    if unsupported and not allow_partial:
+        listing = "; ".join(f"{op} x{len(names)} ({', '.join(names[:4])}{'...' if len(names) > 4 else ''})"
+                            for op, names in sorted(unsupported.items()))
+        raise OnnxImportError(f"{path}: {sum(len(v) for v in unsupported.values())} node(s) cannot be mapped onto "
+                              f"catalogue layers: {listing}. Nothing was written (use --allow-partial to import "
+                              "up to the first unsupported node)")
+    notes = []
+    for out in model.graph.output:
+        if out.name in ctx.env:
+            src, port = ctx.env[out.name]
+            o = graph.add_node("Output", {}, _node_name(out.name, "Output", graph))
+            graph.connect(src, port, o.id, "x")
+    if stopped:
+        notes.append("partial import: stopped at the first unsupported node; add Outputs where you need them")
+    if not graph.outputs() and not stopped:
+        raise OnnxImportError(f"{path}: no output of the model could be reached")
+    for nid, pos in auto_layout(graph).items():
+        graph.move(nid, pos)
+    project = Project(graph, path.stem)
+    tensors = _state_dict(graph, ctx.tensors)
+    return ImportResult(project, tensors, lossless=False, unsupported=unsupported, notes=notes)
+
+
+#: (op, input index) pairs that take a shape, not data
+_SHAPE_INPUTS = {("Reshape", 1), ("Expand", 1), ("ConstantOfShape", 0), ("Tile", 1), ("Slice", 1), ("Slice", 2),
+                 ("Slice", 3), ("Slice", 4), ("Unsqueeze", 1), ("Squeeze", 1), ("Range", 0), ("Range", 1),
+                 ("Range", 2), ("LSTM", 5), ("LSTM", 6), ("GRU", 5)}
+# (recurrent initial states are zeros built from the batch size; the LSTM converter checks they are not data)
+
+
+def _shape_only_nodes(model: onnx.ModelProto) -> set[int]:
+    """Nodes whose results only ever feed shape inputs (Reshape targets, Expand shapes...).
+
+    Converters read shapes from inference, so these computations (Shape -> Gather ->
+    Concat on a symbolic batch) are skipped instead of being mapped.
+    """
+    readers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for n in model.graph.node:
+        for i, name in enumerate(n.input):
+            readers.setdefault(name, []).append((n, i))
+    outputs = {o.name for o in model.graph.output}
+    skip: set[int] = set()
+    for n in reversed(model.graph.node):
+        outs = [o for o in n.output if o]
+        if not outs or any(o in outputs for o in outs):
+            continue
+        ok = True
+        for o in outs:
+            for reader, idx in readers.get(o, []):
+                if (reader.op_type, idx) in _SHAPE_INPUTS or id(reader) in skip:
+                    continue
+                ok = False
+        if ok and any(readers.get(o) for o in outs):
+            skip.add(id(n))
+    return skip
+
+
+def _symbol(d: Any) -> str:
+    import re
+
+    s = re.sub(r"\W", "_", str(d)) or "T"
+    return s if s[0].isalpha() and s != "N" else f"T{s}"
+
+
+def _state_dict(graph: Graph, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Converter tensors (keyed by node id) -> the compiled module's state_dict keys."""
+    if not graph.outputs():
+        return {}
+    compiled = compile_graph(graph)
+    state = compiled.module.state_dict()
+    out = {}
+    for key, value in state.items():
+        attr, _, pname = key.partition(".")
+        nid = next(n for n, a in compiled.attr_of.items() if a == attr)
+        t = raw.get(f"{nid}:{pname}")
+        if t is None:
+            if pname == "num_batches_tracked":
+                t = torch.zeros((), dtype=torch.long)
+            else:
+                raise OnnxImportError(f'internal: no weights for "{graph.nodes[nid].name}" {pname}')
+        if tuple(t.shape) != tuple(value.shape):
+            raise OnnxImportError(f'weights of "{graph.nodes[nid].name}" {pname} have shape {list(t.shape)}, '
+                                  f"the layer needs {list(value.shape)}")
+        out[key] = t.to(value.dtype)
+    return out
+
+
+def write_import(result: ImportResult, project_path: str | Path) -> Path:
+    """Save the project and its weights beside it (weights first, both atomic)."""
+    project_path = Path(project_path)
+    project = result.project
+    project.name = project.name or project_path.stem
+    if result.tensors:
+        weights = project_path.with_suffix(".safetensors")
+        holder = torch.nn.Module()
+        compiled = compile_graph(project.graph).module
+        compiled.load_state_dict(result.tensors, strict=True)
+        holder = compiled
+        save_weights(holder, weights, {"source": "onnx import"})
+        project.weights = weights.name
+    return save_project(project, project_path)
