@@ -103,6 +103,11 @@ def _load(path: Path) -> onnx.ModelProto:
         raise OnnxImportError(f"{path}: not a valid ONNX file (corrupt or truncated: {exc})") from None
     if not model.graph.node and not model.graph.output:
         raise OnnxImportError(f"{path}: not a valid ONNX file (no graph; corrupt or truncated?)")
+    initialized = {i.name for i in model.graph.initializer}
+    for vi in model.graph.input:
+        if vi.name not in initialized and not vi.type.tensor_type.HasField("shape"):
+            raise OnnxImportError(f"{path}: input {vi.name!r} has no shape; the importer needs input shapes "
+                                  "(re-export with shapes, or set them with onnx.tools.update_model_dims)")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:

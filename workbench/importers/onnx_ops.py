@@ -420,3 +420,15 @@ def squeeze(ctx: Ctx, node: onnx.NodeProto) -> None:
         ctx.time_major[node.output[0]] = (nid, port)
         return
     raise Unsupported("squeezing a data tensor")
+
+
+@converter("ReduceMean", targets=("AdaptiveAvgPool2d",))
+def reduce_mean(ctx: Ctx, node: onnx.NodeProto) -> None:
+    """Global average pooling as exporters write it: a mean over H and W, dims kept."""
+    a = attrs(node)
+    axes = ctx.const(node.input[1]) if len(node.input) > 1 and node.input[1] else a.get("axes")
+    rank = len(ctx.shape(node.input[0]) or [])
+    norm = sorted(int(x) % rank for x in np.atleast_1d(axes)) if axes is not None and rank else []
+    if rank != 4 or norm != [2, 3] or not int(a.get("keepdims", 1)):
+        raise Unsupported("a mean that is not global average pooling over H and W")
+    ctx.add("AdaptiveAvgPool2d", _hint(node), {"output_size": [1, 1]}, [node.input[0]], None, (node.output[0],))
