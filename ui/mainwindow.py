@@ -187,6 +187,11 @@ class MainWindow(QMainWindow):
             except (OSError, ValueError):
                 continue
             self.templates_menu.addAction(title, lambda p=path: self.new_from_template(p))
+        self.templates_menu.addSeparator()
+        from workbench.templates import TEMPLATES
+
+        for title, make in TEMPLATES.items():
+            self.templates_menu.addAction(f"{title} (architecture)", lambda m=make: self.new_from_architecture(m))
         m.addAction(self.act_open)
         self.recent_menu = m.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
@@ -325,6 +330,11 @@ class MainWindow(QMainWindow):
             return
         project.path = None  # a template is a starting point, not the file to overwrite
         self.set_document(Document(project))
+
+    def new_from_architecture(self, make: Callable[[], Project]) -> None:
+        """A known architecture (built in memory, for designing and exporting)."""
+        if self.maybe_save():
+            self.set_document(Document(make()))
 
     def open_dialog(self) -> None:
         if not self.maybe_save():

@@ -91,6 +91,11 @@ class _FxEmitter:
     def call_module(self, *args: Any, **kwargs: Any) -> fx.Node:
         return self._own(self.graph.create_node("call_module", self.attr, args, kwargs, name=self.attr))
 
+    def call_submodule(self, name: str, *args: Any, **kwargs: Any) -> fx.Node:
+        target = f"{self.attr}.{name}"
+        return self._own(self.graph.create_node("call_module", target, args, kwargs,
+                                                name=f"{self.attr}_{name}"))
+
     def call_function(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> fx.Node:
         return self._own(self.graph.call_function(fn, args, kwargs))
 
@@ -167,8 +172,8 @@ def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name
         if spec.role == "output":
             outputs.append((node.name, xs[0], shapes_in[0]))  # type: ignore[arg-type]
             continue
-        if spec.build is not None:
-            call = spec.build(node.params, shapes_in)  # type: ignore[arg-type]
+        call = spec.build(node.params, shapes_in) if spec.build is not None else None  # type: ignore[arg-type]
+        if call is not None:  # some layers need a module only in some settings (learned vs fixed)
             root.add_module(attr, call.instantiate())
             calls[attr] = call
         emitter = _FxEmitter(fxg, attr, owner, node.name)

@@ -7,7 +7,7 @@ the palette, inspector, shape inference, compiler and tests pick it up.
 
 from __future__ import annotations
 
-from . import conv, core, merge, norm_act, sequence  # noqa: F401  (registration side effects)
+from . import conv, core, merge, norm_act, sequence, transformer  # noqa: F401  (registration side effects)
 from .spec import (
     REGISTRY,
     Dim,

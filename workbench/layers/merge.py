@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from .dims import broadcast, fmt_shape
-from .spec import Emitter, Example, IntParam, LayerShapeError, LayerSpec, Shape, register
+from .spec import BoolParam, Emitter, Example, IntParam, LayerShapeError, LayerSpec, Shape, register
 
 
 def _ports(p: dict[str, Any]) -> tuple[str, ...]:
@@ -22,6 +22,12 @@ _NUM_INPUTS = IntParam("num_inputs", 2, "number of input ports", minimum=2, maxi
 def _elementwise_shape(p: dict[str, Any], ins: list[Shape]) -> list[Shape]:
     out = ins[0]
     for i, s in enumerate(ins[1:], start=1):
+        if not p["broadcast"] and tuple(s) != tuple(out):
+            raise LayerShapeError(
+                f"input in{i + 1} has shape {fmt_shape(s)}, which does not match {fmt_shape(out)} from in1 "
+                "(a residual connection needs equal shapes; enable broadcast to allow size-1 dimensions)",
+                port=i,
+            )
         b = broadcast(out, s)
         if b is None:
             raise LayerShapeError(
@@ -50,14 +56,14 @@ for _id, _op, _doc in (
             name=_id,
             category="Merge",
             doc=f"{_doc} Output: the common shape.",
-            params=(_NUM_INPUTS,),
+            params=(_NUM_INPUTS, BoolParam("broadcast", False, "allow numpy-style broadcasting of size-1 dims")),
             inputs=_ports,
             infer=_elementwise_shape,
             emit=_fold(_op),
             key_params=("num_inputs",),
             examples=(
                 Example({"num_inputs": 2}, ((2, 3, 4), (2, 3, 4))),
-                Example({"num_inputs": 3}, ((2, 5), (2, 5), (2, 1))),
+                Example({"num_inputs": 3, "broadcast": True}, ((2, 5), (2, 5), (2, 1))),
             ),
         )
     )

@@ -210,9 +210,12 @@ register(
             FloatParam("dropout", 0.1, "dropout probability", minimum=0.0, maximum=0.99),
             ChoiceParam("activation", "relu", "feed-forward activation", choices=("relu", "gelu")),
             BoolParam("norm_first", False, "pre-norm (LayerNorm before each sub-block)"),
+            BoolParam("causal", False, "each step attends only to itself and earlier steps (language models)"),
         ),
         infer=_attention_shape,
         count=_encoder_count,
+        emit=lambda e, p, ins, xs: [e.call_module(xs[0], src_mask=_causal_mask(e, xs[0]), is_causal=True)
+                                    if p["causal"] else e.call_module(xs[0])],
         build=lambda p, ins: ModuleCall(
             "TransformerEncoderLayer",
             (ins[0][2], p["nhead"]),
@@ -228,6 +231,7 @@ register(
         examples=(
             Example({"nhead": 2, "dim_feedforward": 16}, ((2, 5, 8),)),
             Example({"nhead": 1, "dim_feedforward": 8, "activation": "gelu", "norm_first": True}, ((2, 3, 4),)),
+            Example({"nhead": 2, "dim_feedforward": 8, "causal": True}, ((2, 4, 4),)),
         ),
     )
 )

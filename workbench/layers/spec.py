@@ -240,10 +240,24 @@ class ModuleCall:
     def instantiate(self) -> Any:
         import torch.nn as nn
 
-        return getattr(nn, self.cls)(*self.args, **self.kwargs)
+        def build(v: Any) -> Any:
+            if isinstance(v, ModuleCall):
+                return v.instantiate()
+            if isinstance(v, dict):
+                return {k: build(x) for k, x in v.items()}
+            return v
+
+        return getattr(nn, self.cls)(*(build(a) for a in self.args), **{k: build(v) for k, v in self.kwargs.items()})
 
     def source(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        def render(v: Any) -> str:
+            if isinstance(v, ModuleCall):
+                return v.source()
+            if isinstance(v, dict):
+                return "{" + ", ".join(f"{k!r}: {render(x)}" for k, x in v.items()) + "}"
+            return repr(v)
+
+        parts = [render(a) for a in self.args] + [f"{k}={render(v)}" for k, v in self.kwargs.items()]
         return f"nn.{self.cls}({', '.join(parts)})"
 
 
@@ -288,6 +302,10 @@ class Emitter(Protocol):
 
     def call_module(self, *args: Any, **kwargs: Any) -> Any:
         """Call this node's own submodule."""
+        ...
+
+    def call_submodule(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a child of this node's module (``self.embed.token(x)``)."""
         ...
 
     def call_function(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
