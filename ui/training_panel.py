@@ -170,6 +170,12 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(curves, "Curves")
         self.tabs.addTab(layers, "Layers")
         self.tabs.addTab(self.results_plot, "Results")
+        from PySide6.QtWidgets import QPlainTextEdit
+
+        self.generated = QPlainTextEdit()
+        self.generated.setReadOnly(True)
+        self.generated.setPlaceholderText("Language models write samples here after each validation.")
+        self.tabs.addTab(self.generated, "Generated text")
         main = QVBoxLayout(self)
         main.addLayout(bar)
         main.addWidget(self.status)
@@ -380,10 +386,20 @@ class TrainingPanel(QWidget):
                     s.redraw()
 
     def _show_results(self, e: dict[str, Any]) -> None:
-        """Confusion matrix, predictions vs targets, or reconstructions."""
+        """Confusion matrix, predictions vs targets, reconstructions, latent codes or generated text."""
         self.results_scatter.clear()
         self.results_image.clear()
         task = e["task"]
+        if "text" in e:
+            self.generated.appendPlainText(f"--- epoch {e['epoch']} (perplexity {e['metrics']['perplexity']:.2f}) ---\n"
+                                           f"{e['text']}\n")
+        if "latent" in e:
+            pts = np.asarray(e["latent"])
+            labels = np.asarray(e.get("latent_labels", np.zeros(len(pts)))).astype(int)
+            brushes = [pg.mkBrush(PALETTE[i % len(PALETTE)]) for i in labels[: len(pts)]]
+            self.results_scatter.setData(pts[:, 0], pts[:, 1], brush=brushes)
+            self.results_plot.setTitle(f"2-D latent codes of validation samples, coloured by class, epoch {e['epoch']}")
+            return
         if "confusion" in e:
             cm = np.asarray(e["confusion"], dtype=np.float32)
             norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)

@@ -19,6 +19,7 @@ DATASETS = (
     "image_folder",
     "idx",
     "torchvision",
+    "text",
 )
 
 DATA_FIELDS: tuple[Param, ...] = (
@@ -36,6 +37,7 @@ DATA_FIELDS: tuple[Param, ...] = (
     BoolParam("grayscale", True, "load images as one channel"),
     BoolParam("augment", False, "random flips and shifts while training (images)"),
     IntParam("num_samples", 1000, "size of synthetic sets", minimum=10, maximum=10_000_000),
+    IntParam("seq_len", 32, "characters per sample (text)", minimum=2, maximum=4096),
     FloatParam("val_fraction", 0.2, "share held out for validation", minimum=0.0, maximum=0.9),
     FloatParam("test_fraction", 0.0, "share held out for a final test", minimum=0.0, maximum=0.9),
     IntParam("batch_size", 64, "samples per step", minimum=1, maximum=1_000_000),
@@ -48,7 +50,7 @@ TRAINING_FIELDS: tuple[Param, ...] = (
         "task",
         "classification",
         "decides the loss and metrics",
-        choices=("classification", "regression", "reconstruction"),
+        choices=("classification", "regression", "reconstruction", "language_model"),
     ),
     ChoiceParam("optimizer", "adam", "update rule", choices=("sgd", "adam", "adamw", "rmsprop")),
     FloatParam("lr", 1e-3, "learning rate", minimum=0.0, maximum=10.0),

@@ -18,6 +18,7 @@ from ui.mainwindow import MainWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "samples").glob("*.json"))
+CNN = ROOT / "samples" / "digits_cnn.json"  # the editor tests refer to its node names
 
 
 class Asker:

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QSpinBox
 
-from tests.ui.conftest import SAMPLES, drag, drop_layer, graph_json, node_point, port_point, project_json
+from tests.ui.conftest import CNN, SAMPLES, drag, drop_layer, graph_json, node_point, port_point, project_json
 
 
 def add_by_drop(window, layer: str, at: QPoint) -> str:
@@ -61,9 +61,9 @@ def test_an_invalid_connection_is_refused_with_a_reason(window) -> None:
 
 
 def test_delete_then_undo_and_redo_restore_identical_graphs(window) -> None:
-    assert window.open_path(SAMPLES[0])
+    assert window.open_path(CNN)
     start = graph_json(window)
-    victim = window.doc.graph.by_name("fc").id if "cnn" in SAMPLES[0].name else next(iter(window.doc.graph.nodes))
+    victim = window.doc.graph.by_name("fc").id
     QTest.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      node_point(window, victim))
     assert window.scene.selected_node_ids() == [victim]
@@ -89,7 +89,7 @@ def test_moving_a_node_is_one_undo_step(window) -> None:
 
 
 def test_inspector_edits_update_shapes_and_undo(window, qtbot) -> None:
-    window.open_path(SAMPLES[0])  # digits_cnn.json
+    window.open_path(CNN)  # digits_cnn.json
     g = window.doc.graph
     conv = g.by_name("conv1").id
     window.scene.select_nodes([conv])
@@ -105,7 +105,7 @@ def test_inspector_edits_update_shapes_and_undo(window, qtbot) -> None:
 
 
 def test_tuple_editor_validates_as_you_type(window) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     conv = window.doc.graph.by_name("conv1").id
     window.scene.select_nodes([conv])
     editor = window.inspector.editors["kernel_size"]
@@ -123,7 +123,7 @@ def test_tuple_editor_validates_as_you_type(window) -> None:
 
 
 def test_multi_selection_edits_nodes_of_one_type_together(window) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     g = window.doc.graph
     convs = [g.by_name("conv1").id, g.by_name("conv2").id]
     window.scene.select_nodes(convs)
@@ -133,7 +133,7 @@ def test_multi_selection_edits_nodes_of_one_type_together(window) -> None:
 
 
 def test_a_broken_shape_is_pinned_to_the_node_and_listed(window) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     g = window.doc.graph
     pool = g.by_name("pool2").id
     window.scene.select_nodes([pool])
@@ -150,7 +150,7 @@ def test_a_broken_shape_is_pinned_to_the_node_and_listed(window) -> None:
 
 
 def test_copy_paste_and_duplicate(window) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     g = window.doc.graph
     n0 = len(g)
     ids = [g.by_name("conv1").id, g.by_name("bn1").id]
@@ -176,7 +176,7 @@ def test_paste_of_garbage_is_a_message_not_a_crash(window) -> None:
 
 
 def test_palette_search_and_enter_adds_after_the_selection(window) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     g = window.doc.graph
     classifier = g.by_name("classifier").id
     out = g.by_name("logits").id
@@ -209,7 +209,7 @@ def test_rename_in_place(window) -> None:
 
 
 def test_auto_layout_is_one_undo_step(window) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     before = graph_json(window)
     window.editor.auto_layout("LR")
     assert graph_json(window) != before
@@ -243,19 +243,19 @@ def test_every_sample_opens_mirrors_saves_and_reopens(window, tmp_path: Path) ->
 
 
 def test_a_broken_file_shows_its_json_path_and_the_editor_stays_usable(window, asker, tmp_path: Path) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     bad = tmp_path / "bad.json"
-    text = SAMPLES[0].read_text().replace('"out_channels": 16', '"out_channels": -1', 1)
+    text = CNN.read_text().replace('"out_channels": 16', '"out_channels": -1', 1)
     bad.write_text(text)
     assert not window.open_path(bad)
     _title, message = asker.asked[-1]
     assert "graph.nodes[1].params.out_channels: expected a positive int, got -1" in message
-    assert window.doc.project.path == SAMPLES[0].resolve()  # the open project stayed
+    assert window.doc.project.path == CNN.resolve()  # the open project stayed
     add_by_drop(window, "ReLU", QPoint(200, 200))
 
 
 def test_unsaved_changes_are_asked_about(window, asker) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     add_by_drop(window, "ReLU", QPoint(200, 200))
     assert window.isWindowModified()
     asker.answers = [QMessageBox.StandardButton.Cancel]
@@ -268,7 +268,7 @@ def test_unsaved_changes_are_asked_about(window, asker) -> None:
 
 def test_autosave_and_recovery_after_a_crash(window, asker, tmp_path: Path) -> None:
     work = tmp_path / "work.json"
-    work.write_text(SAMPLES[0].read_text())
+    work.write_text(CNN.read_text())
     window.open_path(work)
     nid = add_by_drop(window, "ReLU", QPoint(200, 200))
     name = window.doc.graph.nodes[nid].name

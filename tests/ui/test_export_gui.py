@@ -6,11 +6,11 @@ from pathlib import Path
 
 import onnx
 
-from tests.ui.conftest import SAMPLES
+from tests.ui.conftest import CNN
 
 
 def test_export_onnx_and_python_from_the_gui(window, asker, tmp_path: Path) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     assert window.export_onnx(tmp_path / "m.onnx")
     title, text = asker.asked[-1]
     assert title == "ONNX export verified" and "max abs diff" in text
@@ -20,7 +20,7 @@ def test_export_onnx_and_python_from_the_gui(window, asker, tmp_path: Path) -> N
 
 
 def test_import_onnx_opens_the_project(window, tmp_path: Path) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     assert window.export_onnx(tmp_path / "m.onnx")
     assert window.import_onnx(tmp_path / "m.onnx", tmp_path / "imported.json")
     assert window.doc.project.path == (tmp_path / "imported.json").resolve()
@@ -29,9 +29,9 @@ def test_import_onnx_opens_the_project(window, tmp_path: Path) -> None:
 
 
 def test_a_failed_import_is_a_dialog_and_the_editor_stays(window, asker, tmp_path: Path) -> None:
-    window.open_path(SAMPLES[0])
+    window.open_path(CNN)
     (tmp_path / "bad.onnx").write_bytes(b"garbage")
     assert not window.import_onnx(tmp_path / "bad.onnx", tmp_path / "x.json")
     assert asker.asked[-1][0] == "Import failed" and "not a valid ONNX file" in asker.asked[-1][1]
     assert not (tmp_path / "x.json").exists()
-    assert window.doc.project.path == SAMPLES[0].resolve()
+    assert window.doc.project.path == CNN.resolve()

@@ -220,3 +220,25 @@ def torchvision_dataset(cfg: dict[str, Any]) -> Samples:
     data = torch.as_tensor(np.asarray(ds.data), dtype=torch.float32) / 255.0
     x = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
     return Samples(x, torch.as_tensor(np.asarray(ds.targets)), "classification", name, list(ds.classes), image=True)
+
+
+# --------------------------------------------------------------------------- text
+
+
+@source("text")
+def text(cfg: dict[str, Any]) -> Samples:
+    """Character-level next-token data: windows of ``seq_len`` characters and the same window
+    shifted by one.  Default text: the opening chapter of Alice in Wonderland (public domain)."""
+    path = Path(cfg.get("path") or DATA_DIR / "alice.txt")
+    try:
+        body = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read text ({exc})") from None
+    t = int(cfg.get("seq_len", 32))
+    if len(body) < t + 2:
+        raise DataError(f"{path}: {len(body)} characters is too short for seq_len={t}")
+    chars = sorted(set(body))
+    ids = torch.tensor([chars.index(c) for c in body])
+    starts = torch.arange(0, len(ids) - t - 1, max(1, t // 4))
+    windows = torch.stack([ids[s : s + t + 1] for s in starts.tolist()])
+    return Samples(windows[:, :-1], windows[:, 1:], "sequence", path.name, chars)

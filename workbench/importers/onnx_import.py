@@ -202,10 +202,12 @@ def _import_ops(model: onnx.ModelProto, inits: dict[str, np.ndarray], path: Path
         ctx.env[vi.name] = (node.id, "y")
     unsupported: dict[str, list[str]] = {}
     stopped = False
-    shape_only = _shape_only_nodes(model)
-    for n in model.graph.node:
-        if n.name in ctx.fused or id(n) in shape_only:
+    nodes = list(model.graph.node)
+    shape_only = _shape_only_nodes(nodes, {o.name for o in model.graph.output})
+    for k, n in enumerate(nodes):
+        if n.name in ctx.fused:
             continue
+        # constants first: a shape-only node may still produce a constant that a layer needs
         data_inputs = [i for i in n.input if i]
         if all(i in consts for i in data_inputs) and n.op_type not in ("RandomNormal", "RandomUniform"):
             try:
@@ -215,6 +217,8 @@ def _import_ops(model: onnx.ModelProto, inits: dict[str, np.ndarray], path: Path
             except Exception as exc:
                 unsupported.setdefault(f"{n.op_type} (constant folding: {exc})", []).append(n.name)
                 continue
+        if k in shape_only:
+            continue
         if n.op_type == "Shape" and n.input[0] in shapes and all(isinstance(d, int) for d in shapes[n.input[0]][1:]):
             continue  # only feeds shape arithmetic, which converters read from inferred shapes
         conv = CONVERTERS.get(n.op_type)
@@ -266,30 +270,30 @@ _SHAPE_INPUTS = {("Reshape", 1), ("Expand", 1), ("ConstantOfShape", 0), ("Tile",
 # (recurrent initial states are zeros built from the batch size; the LSTM converter checks they are not data)
 
 
-def _shape_only_nodes(model: onnx.ModelProto) -> set[int]:
-    """Nodes whose results only ever feed shape inputs (Reshape targets, Expand shapes...).
+def _shape_only_nodes(nodes: list[onnx.NodeProto], graph_outputs: set[str]) -> set[int]:
+    """Indices of nodes whose results only ever feed shape inputs (Reshape targets, Expand shapes...).
 
     Converters read shapes from inference, so these computations (Shape -> Gather ->
-    Concat on a symbolic batch) are skipped instead of being mapped.
+    Concat on a symbolic batch) are skipped instead of being mapped.  Keyed by index:
+    protobuf wrapper objects are recreated on access, so their id() is not stable.
     """
-    readers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
-    for n in model.graph.node:
+    readers: dict[str, list[tuple[int, int]]] = {}
+    for k, n in enumerate(nodes):
         for i, name in enumerate(n.input):
-            readers.setdefault(name, []).append((n, i))
-    outputs = {o.name for o in model.graph.output}
+            readers.setdefault(name, []).append((k, i))
     skip: set[int] = set()
-    for n in reversed(model.graph.node):
-        outs = [o for o in n.output if o]
-        if not outs or any(o in outputs for o in outs):
+    for k in range(len(nodes) - 1, -1, -1):
+        outs = [o for o in nodes[k].output if o]
+        if not outs or any(o in graph_outputs for o in outs):
             continue
         ok = True
         for o in outs:
             for reader, idx in readers.get(o, []):
-                if (reader.op_type, idx) in _SHAPE_INPUTS or id(reader) in skip:
+                if (nodes[reader].op_type, idx) in _SHAPE_INPUTS or reader in skip:
                     continue
                 ok = False
         if ok and any(readers.get(o) for o in outs):
-            skip.add(id(n))
+            skip.add(k)
     return skip
 
 

@@ -262,8 +262,8 @@ def reshape(ctx: Ctx, node: onnx.NodeProto) -> None:
         ctx.time_major[node.output[0]] = (nid, port)
         return
     src, out = ctx.shape(node.input[0]), ctx.shape(node.output[0])
-    if not src or not out or not all(isinstance(d, int) and d > 0 for d in out[1:]):
-        raise Unsupported("a target shape that is not known per sample")
+    if not src or not out or len(out) < 2 or not all(isinstance(d, int) and d > 0 for d in out[1:]):
+        raise Unsupported(f"a target shape that is not known per sample ({src} -> {out})")
     if isinstance(src[0], int) and isinstance(out[0], int) and src[0] != out[0]:
         raise Unsupported("a reshape that changes the batch dimension")
     if len(out) == 2 and all(isinstance(d, int) for d in src[1:]) and int(np.prod(src[1:])) == out[1]:

@@ -122,14 +122,21 @@ class Trainer:
         spec = self.compiled.inputs[0]
         self.data: DataBundle = load_data(self.data_cfg, spec.shape[1:], spec.dtype)
         task = cfg["task"]
-        if task == "classification" and self.data.samples.kind != "classification":
+        kind = self.data.samples.kind
+        if task == "classification" and kind != "classification":
             raise TrainingError(f"the task is classification but {self.data.samples.name} has "
-                                f"{self.data.samples.kind} targets; choose the regression task")
+                                f"{kind} targets; choose the {'language_model' if kind == 'sequence' else 'regression'} task")
+        if task == "language_model" and kind != "sequence":
+            raise TrainingError(f"a language model needs text data (the 'text' dataset); {self.data.samples.name} "
+                                f"has {kind} targets")
+        self.val_labels = (self.data.val.tensors[1] if self.data.val is not None and kind == "classification"
+                           else None)
         if task == "reconstruction":  # the target is the input itself
             self.data.train = TensorDataset(self.data.train.tensors[0], self.data.train.tensors[0])
             if self.data.val is not None:
                 self.data.val = TensorDataset(self.data.val.tensors[0], self.data.val.tensors[0])
-        self.num_classes = self.data.samples.num_classes if task == "classification" else 0
+        self.num_classes = (self.data.samples.num_classes if task == "classification"
+                            else len(self.data.samples.class_names) if task == "language_model" else 0)
         self.model = self.compiled.module.to(self.device)
         self.optimizer = _optimizer(cfg, self.model.parameters())
         bs = int(self.data_cfg["batch_size"])
@@ -312,12 +319,17 @@ class Trainer:
         self.model.eval()
         acc = MetricAccumulator(self.cfg["task"], self.num_classes, self.cfg["top_k"])
         loader = DataLoader(self.data.val, batch_size=max(256, int(self.data_cfg["batch_size"])))
+        latents: list[torch.Tensor] = []
         with torch.no_grad():
             for x, y in loader:
                 x, y = x.to(self.device), y.to(self.device)
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                     out = self.model(x)
-                    out = out[0] if isinstance(out, tuple) else out
+                    if isinstance(out, tuple):
+                        # a second 2-D output (an autoencoder's latent code) is plotted as a scatter
+                        if len(out) > 1 and out[1].ndim == 2 and out[1].shape[1] == 2:
+                            latents.append(out[1].float().cpu())
+                        out = out[0]
                     loss = loss_fn(self.cfg["task"], out, y, self.num_classes)
                 acc.add(out, y, float(loss))
         result = acc.result()
@@ -328,8 +340,30 @@ class Trainer:
             event["classes"] = self.data.samples.class_names or [str(i) for i in range(self.num_classes)]
         if self.cfg["task"] == "reconstruction":
             event["inputs"] = self.data.val.tensors[0][:16].float()
+        if latents:
+            event["latent"] = torch.cat(latents)[:1000]
+            if self.val_labels is not None:
+                event["latent_labels"] = self.val_labels[:1000]
+        if self.cfg["task"] == "language_model":
+            event["text"] = self.generate(epoch)
         self.emit(event)
         return result
+
+    def generate(self, epoch: int, length: int = 160, temperature: float = 0.8) -> str:
+        """Sample text from the model, starting from a validation window (seeded per epoch)."""
+        assert self.data.val is not None
+        chars = self.data.samples.class_names
+        window = self.data.val.tensors[0].shape[1]
+        ids = self.data.val.tensors[0][0].tolist()
+        gen = torch.Generator().manual_seed(self.cfg["seed"] * 1000 + epoch)
+        self.model.eval()
+        with torch.no_grad():
+            for _ in range(length):
+                x = torch.tensor([ids[-window:]], device=self.device)
+                out = self.model(x)
+                logits = (out[0] if isinstance(out, tuple) else out)[0, -1].float().cpu() / temperature
+                ids.append(int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)))
+        return "".join(chars[i] for i in ids)
 
     def _layer_stats(self) -> dict[str, dict[str, float]]:
         grads, weights = {}, {}

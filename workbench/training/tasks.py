@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,10 @@ class MetricAccumulator:
         b = int(y.shape[0])
         self.n += b
         self.loss_sum += loss * b
-        if self.task == "classification":
+        if self.task == "language_model":  # accuracy of the next-token guess, over all positions
+            self.correct += int((out.argmax(-1) == y).sum())
+            self.abs_err += float(y.numel())
+        elif self.task == "classification":
             pred = out.argmax(1)
             self.correct += int((pred == y).sum())
             k = min(self.top_k, out.shape[1])
@@ -59,7 +63,10 @@ class MetricAccumulator:
     def result(self) -> dict[str, float]:
         n = max(self.n, 1)
         r = {"loss": self.loss_sum / n}
-        if self.task == "classification":
+        if self.task == "language_model":
+            r["accuracy"] = self.correct / max(self.abs_err, 1.0)
+            r["perplexity"] = math.exp(min(r["loss"], 50.0))
+        elif self.task == "classification":
             r["accuracy"] = self.correct / n
             r[f"top{self.top_k}_accuracy"] = self.correct_k / n
         else:
@@ -73,6 +80,12 @@ class MetricAccumulator:
 
 def loss_fn(task: str, out: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """The task's loss; shape problems become a :class:`TaskError` that says what to change."""
+    if task == "language_model":
+        if out.ndim != 3 or (num_classes and out.shape[2] != num_classes):
+            raise TaskError(f"a language model needs the Output to be [N, T, {num_classes or 'vocabulary'}] "
+                            f"(a score per token), got {list(out.shape)}; end with a Linear layer of "
+                            f"out_features={num_classes or 'vocabulary size'}")
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
     if task == "classification":
         if out.ndim != 2:
             raise TaskError(f"classification needs the Output to be [N, classes], got {list(out.shape)}; "
