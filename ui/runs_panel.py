@@ -79,8 +79,8 @@ class RunsPanel(QWidget):
             s = run.summary
             final = s.get("final") or {}
             best = next((f"{k} {v:.4f}" for k, v in s.items() if k.startswith("best_") and isinstance(v, float)), "")
-            item = QListWidgetItem(f"{run.name}  [{run.status}]  {best or ''}  "
-                                   f"{'loss %.4f' % final['loss'] if 'loss' in final else ''}")
+            loss = f"loss {final['loss']:.4f}" if "loss" in final else ""
+            item = QListWidgetItem(f"{run.name}  [{run.status}]  {best}  {loss}".rstrip())
             item.setData(ROLE_PATH, str(run.path))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if i < 3 else Qt.CheckState.Unchecked)

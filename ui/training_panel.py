@@ -41,7 +41,7 @@ def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
     """[K, C, H, W] or [K, H, W] (or flat squares) -> one 2-D mosaic for an ImageItem."""
     arr = np.asarray(images, dtype=np.float32)
     if arr.ndim == 2:
-        side = int(round(arr.shape[1] ** 0.5))
+        side = round(arr.shape[1] ** 0.5)
         arr = arr.reshape(-1, side, side) if side * side == arr.shape[1] else arr[:, None, :]
     if arr.ndim == 4:
         arr = arr.mean(1)

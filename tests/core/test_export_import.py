@@ -223,7 +223,7 @@ def test_corrupt_and_truncated_files_give_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
     (tmp_path / "junk.onnx").write_bytes(b"not a model at all")
     for bad in ("cut.onnx", "junk.onnx"):
-        with pytest.raises(OnnxImportError, match="not a valid ONNX file|does not pass onnx.checker"):
+        with pytest.raises(OnnxImportError, match=r"not a valid ONNX file|does not pass onnx\.checker"):
             import_onnx(tmp_path / bad)
     with pytest.raises(OnnxImportError, match="cannot read the file"):
         import_onnx(tmp_path / "missing.onnx")

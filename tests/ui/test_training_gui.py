@@ -35,7 +35,7 @@ def test_train_from_the_gui_plots_points_and_lists_the_run(window, qtbot, tmp_pa
     assert t.train_loss.n == 3 * 20  # every step reached the plot
     assert t.val_loss_series.n == 3 and t.metric_series["val_accuracy"].n == 3
     assert t.grad_series["hidden"].n > 0 and t.weight_series["head"].n > 0
-    x, y = t.train_loss.curve.getData()
+    x, _y = t.train_loss.curve.getData()
     assert len(x) > 0
     assert window.runs.list.count() == 1 and "finished" in window.runs.list.item(0).text()
     csv = t.export_csv(tmp_path / "m.csv").read_text().splitlines()

@@ -117,8 +117,8 @@ def load_data(cfg: dict[str, Any], input_shape: tuple[Any, ...], input_dtype: st
     n = len(samples)
     g = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
     perm = torch.randperm(n, generator=g)
-    n_val = int(round(n * float(cfg.get("val_fraction", 0.2))))
-    n_test = int(round(n * float(cfg.get("test_fraction", 0.0))))
+    n_val = round(n * float(cfg.get("val_fraction", 0.2)))
+    n_test = round(n * float(cfg.get("test_fraction", 0.0)))
     n_train = n - n_val - n_test
     if n_train < 1:
         raise DataError(f"the splits leave no training samples ({n} samples, val {n_val}, test {n_test})")

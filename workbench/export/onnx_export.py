@@ -283,7 +283,7 @@ def export_onnx(project: Project, out: str | Path, checkpoint: Path | None = Non
         for batch, seq in ((2, 5), (7, 9)):  # the second batch (and length) differ from the traced ones
             torch.manual_seed(batch)
             report.checks.append(_compare(session, module, compiled.example_inputs(batch, seq, vocab),
-                                          f"random inputs{' (length %d)' % seq if _has_seq(compiled) else ''}"))
+                                          f"random inputs{f' (length {seq})' if _has_seq(compiled) else ''}"))
         real = _dataset_inputs(project, compiled)
         if real is not None:
             for batch in (1, min(64, len(real))):
