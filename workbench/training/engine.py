@@ -133,8 +133,10 @@ class Trainer:
                            else None)
         if task == "reconstruction":  # the target is the input itself
             self.data.train = TensorDataset(self.data.train.tensors[0], self.data.train.tensors[0])
-            if self.data.val is not None:
-                self.data.val = TensorDataset(self.data.val.tensors[0], self.data.val.tensors[0])
+            for split in ("val", "test"):
+                ds = getattr(self.data, split)
+                if ds is not None:
+                    setattr(self.data, split, TensorDataset(ds.tensors[0], ds.tensors[0]))
         self.num_classes = (self.data.samples.num_classes if task == "classification"
                             else len(self.data.samples.class_names) if task == "language_model" else 0)
         self.model = self.compiled.module.to(self.device)
@@ -224,6 +226,9 @@ class Trainer:
                     break
             if self.status == "running":
                 self.status = "finished"
+            if self.data.test is not None and self.status in ("finished", "stopped"):
+                self.test_metrics = self._evaluate(self.data.test)
+                self.emit({"type": "test", "metrics": self.test_metrics})
         except torch.cuda.OutOfMemoryError:
             self.status = "failed"
             raise TrainingError(f"{self.device} ran out of memory at step {self.step}; "
@@ -235,6 +240,7 @@ class Trainer:
             raise
         finally:
             summary = {"status": self.status if self.status != "running" else "failed",
+                       "test": getattr(self, "test_metrics", None),
                        "epochs_done": self._epochs_done, "steps": self.step, "device": str(self.device),
                        "time_s": time.perf_counter() - t0, "final": last_val,
                        f"best_{self.metric_name}": self.best, "params": self.compiled.total_params,
@@ -364,6 +370,18 @@ class Trainer:
                 logits = (out[0] if isinstance(out, tuple) else out)[0, -1].float().cpu() / temperature
                 ids.append(int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)))
         return "".join(chars[i] for i in ids)
+
+    def _evaluate(self, dataset: TensorDataset) -> dict[str, float]:
+        """Metrics on a held-out split (the test split, once, at the end of the run)."""
+        self.model.eval()
+        acc = MetricAccumulator(self.cfg["task"], self.num_classes, self.cfg["top_k"])
+        with torch.no_grad():
+            for x, y in DataLoader(dataset, batch_size=256):
+                x, y = x.to(self.device), y.to(self.device)
+                out = self.model(x)
+                out = out[0] if isinstance(out, tuple) else out
+                acc.add(out, y, float(loss_fn(self.cfg["task"], out, y, self.num_classes)))
+        return acc.result()
 
     def _layer_stats(self) -> dict[str, dict[str, float]]:
         grads, weights = {}, {}
