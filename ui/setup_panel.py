@@ -12,6 +12,7 @@ from workbench.data import DataError, load_samples, preview
 
 from .config_form import ConfigForm
 from .document import Document
+from .plots import make_plot
 from .training_panel import image_grid
 
 
@@ -22,12 +23,12 @@ class DataPreview(QWidget):
         super().__init__(parent)
         self.info = QLabel("Press Preview to load the dataset.")
         self.info.setWordWrap(True)
-        self.images = pg.PlotWidget(title="Samples")
+        self.images = make_plot("Samples", "", "")
         self.images.hideAxis("left")
         self.images.hideAxis("bottom")
         self.image_item = pg.ImageItem()
         self.images.addItem(self.image_item)
-        self.balance = pg.PlotWidget(title="Class balance")
+        self.balance = make_plot("Class balance", "samples", "class")
         self.bars: pg.BarGraphItem | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)

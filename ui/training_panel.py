@@ -153,8 +153,7 @@ class TrainingPanel(QWidget):
         layers.addWidget(self.weight_plot)
 
         # results after validation
-        self.results_plot = pg.PlotWidget(title="Results")
-        self.results_plot.setAspectLocked(False)
+        self.results_plot = make_plot("Results", "", "")
         self.results_image = pg.ImageItem()
         self.results_image.setColorMap(pg.colormap.get("viridis"))
         self.results_plot.addItem(self.results_image)
