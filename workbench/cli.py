@@ -214,6 +214,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from .project import load_project, save_project
+    from .weights import attach_weights
+
+    try:
+        project = load_project(args.project)
+    except ProjectError as exc:
+        return _fail(str(exc), EXIT_UNREADABLE)
+    target = attach_weights(project, args.load)
+    save_project(project)
+    print(f"loaded {args.load} into {target.name}; {project.path.name} now uses it")
+    return EXIT_OK
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     from .training import best_device, list_devices
 
@@ -287,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="project file to write (.json); weights go beside it")
     p.add_argument("--allow-partial", action="store_true", help="stop at the first unsupported node instead of failing")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("weights", help="load a weights file or checkpoint (safetensors) into a project")
+    p.add_argument("project", help="project file (.json)")
+    p.add_argument("--load", required=True, metavar="FILE", help=".safetensors weights or training checkpoint")
+    p.set_defaults(func=cmd_weights)
 
     p = sub.add_parser("devices", help="list the devices training can use")
     p.set_defaults(func=cmd_devices)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -21,6 +21,9 @@ from torch import nn
 from .errors import WorkbenchError
 from .fileio import atomic_path, atomic_write_text
 from .graph import Graph
+
+if TYPE_CHECKING:
+    from .project import Project
 
 
 class WeightsError(WorkbenchError):
@@ -149,3 +152,19 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
             if k != "params" and v is not None:
                 g[k] = v
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def attach_weights(project: Project, source: str | Path) -> Path:
+    """Check a weights file (or checkpoint) against the project's model, copy it beside the
+    project as ``<project>.safetensors`` and point the project at it (the caller saves)."""
+    from .compiler import compile_graph
+
+    if project.path is None:
+        raise WeightsError("save the project first: its weights are stored beside it")
+    tensors, _, _ = read_checkpoint(source)
+    module = compile_graph(project.graph).module
+    apply_state(module, tensors, str(source))  # names every missing or mis-shaped tensor
+    target = project.path.with_suffix(".safetensors")
+    save_weights(module, target, {"source": Path(source).name})
+    project.weights = target.name
+    return target

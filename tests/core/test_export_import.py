@@ -272,3 +272,25 @@ def test_cli_export_and_import(tmp_path: Path) -> None:
     r = cli("import", str(tmp_path / "bad.onnx"), "-o", str(tmp_path / "nope.json"))
     assert r.returncode == 1 and "not a valid ONNX file" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "nope.json").exists()
+
+
+def test_cli_weights_round_trip(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    project = tmp_path / "p.json"
+    project.write_text(CNN_SAMPLE.read_text())
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, timeout=300)
+
+    assert cli("export", str(project), "--weights", str(tmp_path / "w.safetensors")).returncode == 0
+    r = cli("weights", str(project), "--load", str(tmp_path / "w.safetensors"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(project.read_text())["weights"] == "p.safetensors"
+    mlp = tmp_path / "mlp.json"
+    mlp.write_text((CNN_SAMPLE.parent / "digits_mlp.json").read_text())
+    r = cli("weights", str(mlp), "--load", str(tmp_path / "w.safetensors"))
+    assert r.returncode == 1 and "does not fit the model: missing " in r.stderr and "fc1.weight" in r.stderr
+    assert json.loads(mlp.read_text())["weights"] is None  # nothing changed on failure
