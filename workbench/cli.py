@@ -23,6 +23,19 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+class _Unreadable(Exception):
+    """The project file cannot be read: exit status 2."""
+
+
+def _load(path: str) -> Any:
+    from .project import load_project
+
+    try:
+        return load_project(path)
+    except ProjectError as exc:
+        raise _Unreadable(str(exc)) from None
+
+
 # --------------------------------------------------------------------------- check
 
 
@@ -74,12 +87,8 @@ def format_table(rows: list[list[str]], align_right: set[int] = frozenset()) -> 
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .project import load_project
 
-    try:
-        project = load_project(args.project)
-    except ProjectError as exc:
-        return _fail(str(exc), EXIT_UNREADABLE)
+    project = _load(args.project)
     report = check_report(project)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -131,14 +140,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
     from pathlib import Path
 
-    from .project import load_project
     from .training import Control, Trainer
     from .training.progress import ProgressLine
 
-    try:
-        project = load_project(args.project)
-    except ProjectError as exc:
-        return _fail(str(exc), EXIT_UNREADABLE)
+    project = _load(args.project)
     control = Control()
 
     def stop(_sig: int, _frame: Any) -> None:
@@ -172,13 +177,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from .export.onnx_export import export_onnx
     from .export.python_source import export_python
-    from .project import load_project
     from .weights import save_weights
 
-    try:
-        project = load_project(args.project)
-    except ProjectError as exc:
-        return _fail(str(exc), EXIT_UNREADABLE)
+    project = _load(args.project)
     if not (args.onnx or args.python or args.weights):
         return _fail("nothing to export: give --onnx OUT.onnx, --python OUT.py and/or --weights OUT.safetensors",
                      EXIT_UNREADABLE)
@@ -215,13 +216,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from .project import load_project, save_project
+    from .project import save_project
     from .weights import attach_weights
 
-    try:
-        project = load_project(args.project)
-    except ProjectError as exc:
-        return _fail(str(exc), EXIT_UNREADABLE)
+    project = _load(args.project)
     target = attach_weights(project, args.load)
     save_project(project)
     print(f"loaded {args.load} into {target.name}; {project.path.name} now uses it")
@@ -331,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_gui(args)
     try:
         return int(args.func(args))
+    except _Unreadable as exc:
+        return _fail(str(exc), EXIT_UNREADABLE)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:  # output piped into `head`

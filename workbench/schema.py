@@ -18,18 +18,9 @@ from .project import FORMAT, VERSION
 def param_schema(p: Param) -> dict[str, Any]:
     d = p.describe()
     out: dict[str, Any] = {"description": p.doc}
-    if p.kind == "int":
-        out["type"] = "integer"
-        if d["minimum"] is not None:
-            out["minimum"] = d["minimum"]
-        if d["maximum"] is not None:
-            out["maximum"] = d["maximum"]
-    elif p.kind == "float":
-        out["type"] = "number"
-        if d["minimum"] is not None:
-            out["minimum"] = d["minimum"]
-        if d["maximum"] is not None:
-            out["maximum"] = d["maximum"]
+    if p.kind in ("int", "float"):
+        out["type"] = "integer" if p.kind == "int" else "number"
+        out.update({k: d[k] for k in ("minimum", "maximum") if d[k] is not None})
     elif p.kind == "bool":
         out["type"] = "boolean"
     elif p.kind == "choice":
