@@ -187,6 +187,36 @@ def char_language_model() -> Project:
     )
 
 
+def digits_gan() -> Project:
+    g = GraphBuilder()
+    z = g.input((16,), name="noise")
+    x = g.layer("ReLU", g.layer("BatchNorm1d", g.layer("Linear", z, out_features=64 * 2 * 2, name="project"),
+                                name="project_bn"), name="project_relu")
+    x = g.layer("Unflatten", x, sizes=[64, 2, 2], name="unflatten")
+    x = g.layer("ConvTranspose2d", x, out_channels=32, name="up1")
+    x = g.layer("ReLU", g.layer("BatchNorm2d", x, name="up1_bn"), name="up1_relu")
+    x = g.layer("Sigmoid", g.layer("ConvTranspose2d", x, out_channels=1, name="up2"), name="image")
+    g.output(x, name="fake")
+    d = GraphBuilder()
+    y = d.input((1, 8, 8), name="image")
+    y = d.layer("LeakyReLU", d.layer("Conv2d", y, out_channels=32, stride=[2, 2], padding=[1, 1], name="down1"),
+                negative_slope=0.2, name="down1_act")
+    y = d.layer("LeakyReLU", d.layer("Conv2d", y, out_channels=64, stride=[2, 2], padding=[1, 1], name="down2"),
+                negative_slope=0.2, name="down2_act")
+    y = d.layer("Linear", d.layer("Flatten", y, name="flatten"), out_features=1, name="real_or_fake")
+    d.output(y, name="logit")
+    project = Project(
+        g.auto_layout(),
+        "Digits DCGAN",
+        "A DCGAN-style generator (noise -> transposed convolutions) against a convolutional discriminator "
+        "on the 8x8 digits; the discriminator is in graphs.discriminator.",
+        validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 64, "val_fraction": 0.1}),
+        validate_section(TRAINING_FIELDS, {"task": "adversarial", "epochs": 60, "lr": 0.0005}),
+    )
+    project.graphs["discriminator"] = d.auto_layout()
+    return project
+
+
 SAMPLES: dict[str, Callable[[], Project]] = {
     "digits_mlp.json": digits_mlp,
     "digits_cnn.json": digits_cnn,
@@ -196,6 +226,7 @@ SAMPLES: dict[str, Callable[[], Project]] = {
     "digits_transformer.json": digits_transformer,
     "digits_autoencoder.json": digits_autoencoder,
     "char_language_model.json": char_language_model,
+    "digits_gan.json": digits_gan,
 }
 
 

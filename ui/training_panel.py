@@ -72,6 +72,7 @@ class TrainingPanel(QWidget):
         self.epochs = 0
         self._ticks = 0
         self._last_batch: dict[str, Any] | None = None
+        self.d_loss: Series | None = None
         self._build()
         self.tabs.currentChanged.connect(lambda _i: self.redraw_visible())
         self.timer = QTimer(self)
@@ -278,7 +279,8 @@ class TrainingPanel(QWidget):
             return
         tab = self.tabs.currentIndex()
         if tab == 0:
-            for s in (self.train_loss, self.val_loss_series, self.lr, self.speed, *self.metric_series.values()):
+            for s in (self.train_loss, self.val_loss_series, self.lr, self.speed, *self.metric_series.values(),
+                      *([self.d_loss] if self.d_loss is not None else [])):
                 s.redraw()
         elif tab == 1:
             for s in (*self.grad_series.values(), *self.weight_series.values()):
@@ -297,6 +299,11 @@ class TrainingPanel(QWidget):
             self._setup_layers(e["layers"])
         elif kind == "batch":
             self.train_loss.append(e["step"], e["loss"])
+            if "d_loss" in e:  # adversarial: both players' losses
+                if self.d_loss is None:
+                    self.d_loss = curve(self.loss_plot, "discriminator (per step)", PALETTE[4])
+                    self.train_loss.curve.opts["name"] = "generator (per step)"
+                self.d_loss.append(e["step"], e["d_loss"])
             self.lr.append(e["step"], e["lr"])
             if e["samples_per_s"] > 0:
                 self.speed.append(e["step"], e["samples_per_s"])
@@ -392,6 +399,10 @@ class TrainingPanel(QWidget):
         if "text" in e:
             self.generated.appendPlainText(f"--- epoch {e['epoch']} (perplexity {e['metrics']['perplexity']:.2f}) ---\n"
                                            f"{e['text']}\n")
+        if "generated" in e:
+            self.results_image.setImage(np.flipud(image_grid(np.asarray(e["generated"]), cols=8)).T)
+            self.results_plot.setTitle(f"Generated samples, epoch {e['epoch']}")
+            return
         if "latent" in e:
             pts = np.asarray(e["latent"])
             labels = np.asarray(e.get("latent_labels", np.zeros(len(pts)))).astype(int)

@@ -50,7 +50,7 @@ TRAINING_FIELDS: tuple[Param, ...] = (
         "task",
         "classification",
         "decides the loss and metrics",
-        choices=("classification", "regression", "reconstruction", "language_model"),
+        choices=("classification", "regression", "reconstruction", "language_model", "adversarial"),
     ),
     ChoiceParam("optimizer", "adam", "update rule", choices=("sgd", "adam", "adamw", "rmsprop")),
     FloatParam("lr", 1e-3, "learning rate", minimum=0.0, maximum=10.0),

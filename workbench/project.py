@@ -21,10 +21,19 @@ from .fileio import atomic_write_text
 from .graph import Graph
 
 FORMAT = "neural-workbench-project"
-VERSION = 1
+VERSION = 2
+"""2 added ``graphs``: further named graphs (a GAN's discriminator) beside the main one."""
+
+
+def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "version": 2}
+
 
 #: version -> function upgrading a document of that version to version + 1
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+
+
+GRAPH_ROLES = ("discriminator",)
 
 
 @dataclass
@@ -43,6 +52,8 @@ class Project:
     training: dict[str, Any] = field(default_factory=default_training)
     weights: str | None = None
     path: Path | None = None
+    graphs: dict[str, Graph] = field(default_factory=dict)
+    """Further graphs by role, e.g. ``{"discriminator": ...}`` for the adversarial task."""
 
     def weights_path(self) -> Path | None:
         if self.weights is None:
@@ -60,6 +71,7 @@ class Project:
             "data": dict(self.data),
             "training": dict(self.training),
             "weights": self.weights,
+            **({"graphs": {k: g.to_dict() for k, g in self.graphs.items()}} if self.graphs else {}),
         }
 
     def to_json(self) -> str:
@@ -136,7 +148,7 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
     while version < VERSION:
         doc = MIGRATIONS[version](doc)
         version += 1
-    allowed = {"format", "version", "name", "description", "graph", "data", "training", "weights"}
+    allowed = {"format", "version", "name", "description", "graph", "data", "training", "weights", "graphs"}
     for key in doc:
         _need(key in allowed, key, f"unknown key (known: {', '.join(sorted(allowed))})", file)
 
@@ -155,13 +167,19 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
             file,
         )
     graph = graph_from_dict(doc.get("graph"), "graph", file)
+    extra = doc.get("graphs", {})
+    _need(isinstance(extra, dict), "graphs", f"expected an object of named graphs, got {_type_name(extra)}", file)
+    graphs = {}
+    for role, g in extra.items():
+        _need(role in GRAPH_ROLES, f"graphs.{role}", f"unknown graph role (known: {', '.join(GRAPH_ROLES)})", file)
+        graphs[role] = graph_from_dict(g, f"graphs.{role}", file)
     sections = {}
     for key, fields in (("data", DATA_FIELDS), ("training", TRAINING_FIELDS)):
         try:
             sections[key] = validate_section(fields, doc.get(key, {}))
         except ConfigError as exc:
             raise ProjectError(exc.detail, f"{key}.{exc.key}" if exc.key else key, file) from None
-    return Project(graph, name, description, sections["data"], sections["training"], weights)
+    return Project(graph, name, description, sections["data"], sections["training"], weights, graphs=graphs)
 
 
 def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None) -> Graph:

@@ -157,3 +157,15 @@ def test_arbitrary_text_only_raises_project_error(text: str) -> None:
         loads_project(text)
     except ProjectError:
         pass
+
+
+def test_version_1_files_migrate_and_extra_graphs_are_validated(cnn_doc: dict[str, Any]) -> None:
+    old = {**cnn_doc, "version": 1}
+    assert project_from_dict(old).to_dict()["version"] == VERSION
+    doc = {**cnn_doc, "graphs": {"discriminator": {"nodes": [{"id": "a", "type": "Linear", "name": "x",
+                                                              "params": {"out_features": 0}}]}}}
+    with pytest.raises(ProjectError) as exc:
+        project_from_dict(doc)
+    assert str(exc.value).startswith("graphs.discriminator.nodes[0].params.out_features: expected a positive int")
+    with pytest.raises(ProjectError, match="unknown graph role"):
+        project_from_dict({**cnn_doc, "graphs": {"critic": {}}})

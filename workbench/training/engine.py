@@ -25,6 +25,7 @@ from ..data import DataBundle, load_data
 from ..errors import WorkbenchError
 from ..project import Project
 from ..weights import graph_hash, read_checkpoint, restore_optimizer, save_checkpoint
+from .adversarial import GanParts, gan_step, gan_validate
 from .devices import autocast_dtype, resolve_device
 from .runs import RunWriter, new_run_dir, runs_root
 from .schedule import Schedule
@@ -120,8 +121,12 @@ class Trainer:
         if len(self.compiled.inputs) != 1:
             raise TrainingError(f"training needs exactly one Input; this graph has {len(self.compiled.inputs)}")
         spec = self.compiled.inputs[0]
-        self.data: DataBundle = load_data(self.data_cfg, spec.shape[1:], spec.dtype)
         task = cfg["task"]
+        self.gan: GanParts | None = None
+        if task == "adversarial":
+            spec = self._prepare_discriminator()
+        noise_shape = tuple(int(d) for d in self.compiled.inputs[0].shape[1:]) if task == "adversarial" else ()
+        self.data: DataBundle = load_data(self.data_cfg, spec.shape[1:], spec.dtype)
         kind = self.data.samples.kind
         if task == "classification" and kind != "classification":
             raise TrainingError(f"the task is classification but {self.data.samples.name} has "
@@ -141,6 +146,9 @@ class Trainer:
                             else len(self.data.samples.class_names) if task == "language_model" else 0)
         self.model = self.compiled.module.to(self.device)
         self.optimizer = _optimizer(cfg, self.model.parameters())
+        if task == "adversarial":
+            d = self.disc.module.to(self.device)
+            self.gan = GanParts(self.model, d, self.optimizer, _optimizer(cfg, d.parameters()), noise_shape)
         bs = int(self.data_cfg["batch_size"])
         self.steps_per_epoch = max(1, math.ceil(len(self.data.train) / bs))
         self.schedule = Schedule(cfg["schedule"], cfg["lr"], self.steps_per_epoch * cfg["epochs"],
@@ -162,6 +170,21 @@ class Trainer:
         self.listeners.insert(0, self.writer)
         self._attr_names = self.compiled.node_name_of_attr()
 
+    def _prepare_discriminator(self) -> Any:
+        """Compile the discriminator; the generator's output must be what it reads."""
+        graph = self.project.graphs.get("discriminator")
+        if graph is None:
+            raise TrainingError("the adversarial task needs a discriminator graph (graphs.discriminator)")
+        self.disc = compile_graph(graph)
+        dspec = self.disc.inputs[0]
+        produced = tuple(self.compiled.output_shapes[0][1:])
+        if produced != tuple(dspec.shape[1:]):
+            raise TrainingError(f"the generator makes samples of shape {list(produced)} but the discriminator's "
+                                f"Input expects {list(dspec.shape[1:])}")
+        if any(isinstance(d, str) for d in self.compiled.inputs[0].shape[1:]):
+            raise TrainingError("the generator's Input (the noise) needs a fixed shape")
+        return dspec
+
     def _restore(self, path: Path) -> None:
         model_t, optim_t, meta = read_checkpoint(path)
         from ..weights import apply_state
@@ -171,6 +194,10 @@ class Trainer:
         except WorkbenchError as exc:
             raise TrainingError(f"cannot resume: {exc}") from None
         restore_optimizer(self.optimizer, optim_t, meta)
+        if self.gan is not None:
+            d_model, d_optim, d_meta = read_checkpoint(path.with_name(path.stem + "_discriminator.safetensors"))
+            apply_state(self.gan.discriminator, {k: v.to(self.device) for k, v in d_model.items()}, str(path))
+            restore_optimizer(self.gan.opt_d, d_optim, d_meta)
         self.start_epoch = self._epochs_done = int(meta.get("epoch", 0))
         self.step = int(meta.get("step", 0))
         self.schedule.load_state(meta.get("schedule", {}))
@@ -274,6 +301,24 @@ class Trainer:
                 window_t = time.perf_counter()
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             lr = self.schedule.lr(self.step)
+            if self.gan is not None:
+                value, d_loss = gan_step(self.gan, x, lr, cfg["grad_clip"])
+                if not (math.isfinite(value) and math.isfinite(d_loss)):
+                    self.status = "failed"
+                    raise TrainingError(f"the GAN losses became non-finite at epoch {epoch + 1}, step {self.step + 1}")
+                self.step += 1
+                total += value * x.shape[0]
+                count += x.shape[0]
+                window_n += x.shape[0]
+                elapsed = time.perf_counter() - window_t
+                self.emit({"type": "batch", "epoch": epoch + 1, "step": self.step, "loss": value, "d_loss": d_loss,
+                           "lr": lr, "samples_per_s": window_n / elapsed if elapsed > 0 else 0.0,
+                           "progress": (epoch * self.steps_per_epoch + i + 1)
+                           / (self.cfg["epochs"] * self.steps_per_epoch)})
+                if self.control.stop.is_set():
+                    self.emit({"type": "log", "message": f"stopped by the user at epoch {epoch + 1}, step {self.step}"})
+                    return None
+                continue
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
@@ -322,6 +367,12 @@ class Trainer:
 
     def _validate(self, epoch: int) -> dict[str, float]:
         assert self.data.val is not None
+        if self.gan is not None:
+            metrics, samples = gan_validate(self.gan, self.data.val.tensors[0].to(self.device),
+                                            self.cfg["seed"] * 1000 + epoch)
+            self.emit({"type": "validation", "epoch": epoch + 1, "metrics": metrics, "task": "adversarial",
+                       "samples": {"outputs": samples}, "generated": samples})
+            return metrics
         self.model.eval()
         acc = MetricAccumulator(self.cfg["task"], self.num_classes, self.cfg["top_k"])
         loader = DataLoader(self.data.val, batch_size=max(256, int(self.data_cfg["batch_size"])))
@@ -399,6 +450,9 @@ class Trainer:
     def _checkpoint(self, kind: str, epoch: int, metrics: dict[str, Any]) -> Path:
         assert self.run_dir is not None
         path = self.run_dir / "checkpoints" / f"{kind}.safetensors"
+        if self.gan is not None:  # the generator is the model; the discriminator is kept beside it for resuming
+            save_checkpoint(path.with_name(f"{kind}_discriminator.safetensors"), self.gan.discriminator,
+                            self.gan.opt_d, {"epoch": epoch, "step": self.step})
         meta = {"epoch": epoch, "step": self.step, "metrics": metrics, "best": self.best,
                 "project_hash": graph_hash(self.project.graph), "schedule": self.schedule.state(),
                 "project": self.project.name}

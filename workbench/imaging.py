@@ -1,0 +1,41 @@
+"""Tiny image helpers for reports (no Qt, no Pillow): sample grids as grayscale PNG."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .fileio import atomic_write_bytes
+
+
+def grid(images: np.ndarray, cols: int = 8, pad: int = 1) -> np.ndarray:
+    """[K, (C,) H, W] in [0, 1] -> one 2-D mosaic (channels averaged)."""
+    arr = np.asarray(images, dtype=np.float32)
+    if arr.ndim == 4:
+        arr = arr.mean(1)
+    k, h, w = arr.shape
+    rows = -(-k // cols)
+    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad), np.float32)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]
+    return out
+
+
+def save_png(image: np.ndarray, path: str | Path, scale: int = 8) -> Path:
+    """Write a 2-D array in [0, 1] as an 8-bit grayscale PNG, each pixel scaled up ``scale`` times."""
+    pixels = (np.clip(np.nan_to_num(image), 0, 1) * 255).astype(np.uint8)
+    pixels = np.kron(pixels, np.ones((scale, scale), np.uint8))
+    h, w = pixels.shape
+    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    atomic_write_bytes(path, png)
+    return Path(path)
