@@ -28,6 +28,7 @@ class Document(QObject):
     def __init__(self, project: Project | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.project = project or Project()
+        self.role = "main"
         self.shapes = ShapeInference(self.project.graph)
         self.shapes.update()
         self.undo_stack = QUndoStack(self)
@@ -35,7 +36,20 @@ class Document(QObject):
 
     @property
     def graph(self) -> Graph:
-        return self.project.graph
+        """The graph on the canvas: the model, or another role (a GAN's discriminator)."""
+        return self.project.graph if self.role == "main" else self.project.graphs[self.role]
+
+    def roles(self) -> list[str]:
+        return ["main", *self.project.graphs]
+
+    def set_role(self, role: str) -> None:
+        """Show another of the project's graphs; shape inference follows it."""
+        if role != "main" and role not in self.project.graphs:
+            raise KeyError(role)
+        self.shapes.close()
+        self.role = role
+        self.shapes = ShapeInference(self.graph)
+        self.shapes.update()
 
     @property
     def path(self) -> Path | None:

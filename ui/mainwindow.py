@@ -11,6 +11,7 @@ from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent, QUndoCommand, QUndoGroup
 from PySide6.QtWidgets import (
     QApplication,
+    QComboBox,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
         self._autosave.timeout.connect(self.autosave)
         self._autosave.start()
         self._bind_document()
+        self._sync_graph_combo()
         self.resize(1400, 860)
         self._restore_layout()
 
@@ -236,6 +238,14 @@ class MainWindow(QMainWindow):
         for a in (self.act_new, self.act_open, self.act_save, None, self.act_undo, self.act_redo, None,
                   self.act_fit, self.act_layout_tb, None, self.act_train, self.act_stop):
             tb.addSeparator() if a is None else tb.addAction(a)
+        tb.addSeparator()
+        self.graph_combo = QComboBox()
+        self.graph_combo.setToolTip("Which graph of the project is on the canvas (a GAN has two)")
+        self.graph_combo.currentIndexChanged.connect(lambda _i: self.show_graph(self.graph_combo.currentData()))
+        self.graph_label_action = tb.addWidget(QLabel(" Graph: "))
+        tb.addWidget(self.graph_combo)
+        run_menu.addSeparator()
+        run_menu.addAction("Add &Discriminator Graph (GAN)", self.add_discriminator)
 
     def _make_status_bar(self) -> None:
         self.params_label = QLabel()
@@ -259,6 +269,42 @@ class MainWindow(QMainWindow):
         self.doc.undo_stack.cleanChanged.connect(lambda _clean: self._update_title())
         self._doc_changed()
 
+    def show_graph(self, role: str) -> None:
+        """Put another graph of the project (the model or the discriminator) on the canvas."""
+        if role == self.doc.role:
+            return
+        old_scene = self.scene
+        old_scene.detach()
+        self.doc.set_role(role)
+        self.scene = GraphScene(self.doc)
+        self.scene.snap_to_grid = self.act_snap.isChecked()
+        self.scene.show_grid = self.act_grid.isChecked()
+        self.view.setScene(self.scene)
+        self.scene.message.connect(self.show_message)
+        self.scene.renameRequested.connect(self.editor.start_rename)
+        self.scene.selectionChanged.connect(self._selection_changed)
+        self.inspector.show_nodes([])
+        self.doc.refresh()
+        self.view.fit()
+        old_scene.deleteLater()
+        self._sync_graph_combo()
+
+    def add_discriminator(self) -> None:
+        """Give the project a discriminator graph (for the adversarial task), one undo step."""
+        if "discriminator" not in self.doc.project.graphs:
+            self.doc.undo_stack.push(AddGraphCommand(self, "discriminator"))
+        self.show_graph("discriminator")
+
+    def _sync_graph_combo(self) -> None:
+        self.graph_combo.blockSignals(True)
+        self.graph_combo.clear()
+        for role in self.doc.roles():
+            self.graph_combo.addItem("Model" if role == "main" else role.capitalize(), role)
+        self.graph_combo.setCurrentIndex(max(0, self.graph_combo.findData(self.doc.role)))
+        self.graph_combo.setVisible(len(self.doc.roles()) > 1)
+        self.graph_label_action.setVisible(len(self.doc.roles()) > 1)
+        self.graph_combo.blockSignals(False)
+
     def set_document(self, doc: Document) -> None:
         """Replace the open document (after New/Open); the old one is discarded."""
         old_doc, old_scene = self.doc, self.scene
@@ -274,6 +320,7 @@ class MainWindow(QMainWindow):
         self._bind_document()
         self.view.update_scene_rect()
         self.view.fit()
+        self._sync_graph_combo()
         old_doc.close()
         old_doc.deleteLater()
         old_scene.deleteLater()
@@ -613,6 +660,28 @@ class MainWindow(QMainWindow):
         box.setIcon(QMessageBox.Icon.Question if buttons != QMessageBox.StandardButton.Ok
                     else QMessageBox.Icon.Warning)
         return QMessageBox.StandardButton(box.exec())
+
+
+class AddGraphCommand(QUndoCommand):
+    """Add an empty graph under a role (an Input and an Output to start from)."""
+
+    def __init__(self, window: MainWindow, role: str) -> None:
+        super().__init__(f"Add {role} graph")
+        from workbench.builder import GraphBuilder
+
+        b = GraphBuilder()
+        b.output(b.input((1, 8, 8), name="image"), name="logit")
+        self.window, self.role, self.graph = window, role, b.auto_layout()
+
+    def redo(self) -> None:
+        self.window.doc.project.graphs[self.role] = self.graph
+        self.window._sync_graph_combo()
+
+    def undo(self) -> None:
+        if self.window.doc.role == self.role:
+            self.window.show_graph("main")
+        del self.window.doc.project.graphs[self.role]
+        self.window._sync_graph_combo()
 
 
 class _MarkModified(QUndoCommand):
