@@ -48,6 +48,20 @@ def run() -> list[Row]:
             value = summary.get("best_accuracy") if metric == "accuracy" else final[metric]
             rows.append(Row("6", f"{sample.stem}: validation {metric}", float(value), "", target,
                             lower_is_better=not higher, note=note))
+        elif project.training["task"] == "adversarial":
+            from workbench.compiler import compile_graph
+            from workbench.imaging import grid, save_png
+            from workbench.weights import apply_state, read_checkpoint
+
+            generator = compile_graph(project.graph).module
+            apply_state(generator, read_checkpoint(tmp / sample.stem / "checkpoints" / "last.safetensors")[0], "gan")
+            with torch.no_grad():
+                torch.manual_seed(0)
+                images = generator.eval()(torch.randn(64, *project.graph.inputs()[0].params["shape"])).numpy()
+            png = save_png(grid(images, 8), ROOT / "bench" / "gan_samples.png")
+            rows.append(Row("6", f"{sample.stem}: discriminator accuracy on generated digits (0.5 = fooled half "
+                            "the time)", final["d_accuracy_generated"], "", note=note + f"; real "
+                            f"{final['d_accuracy_real']:.2f}; grid: bench/{png.name}"))
         elif project.training["task"] == "language_model":
             base = unigram_perplexity(project)
             rows.append(Row("6", f"{sample.stem}: validation perplexity (unigram baseline {base:.1f})",

@@ -401,6 +401,8 @@ class TrainingPanel(QWidget):
         self.results_scatter.clear()
         self.results_image.clear()
         task = e["task"]
+        # pictures keep square pixels; scatter plots use the whole area
+        self.results_plot.setAspectLocked("generated" in e or task == "reconstruction" or "confusion" in e)
         if "text" in e:
             self.generated.appendPlainText(f"--- epoch {e['epoch']} (perplexity {e['metrics']['perplexity']:.2f}) ---\n"
                                            f"{e['text']}\n")
