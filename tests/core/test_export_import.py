@@ -294,3 +294,15 @@ def test_cli_weights_round_trip(tmp_path: Path) -> None:
     r = cli("weights", str(mlp), "--load", str(tmp_path / "w.safetensors"))
     assert r.returncode == 1 and "does not fit the model: missing " in r.stderr and "fc1.weight" in r.stderr
     assert json.loads(mlp.read_text())["weights"] is None  # nothing changed on failure
+
+
+def test_exporter_failures_name_the_node(tmp_path: Path, monkeypatch) -> None:
+    """When both exporters refuse an operator, the message names the node it came from."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Unsupported: ONNX export of operator aten::weird in module conv2 at opset 23")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    with pytest.raises(ExportError, match=r'^node "conv2": both ONNX exporters failed: .*aten::weird'):
+        export_onnx(load_project(CNN_SAMPLE), tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
