@@ -89,34 +89,29 @@ def digits_resnet() -> Project:
     )
 
 
-def digits_lstm() -> Project:
+def _digits_rnn(cell: str, accuracy: str) -> Project:
+    """An LSTM or GRU that reads each 8x8 digit row by row and classifies its final state."""
     b = GraphBuilder()
     x = b.input((8, 8), name="rows")
-    x = b.layer("LSTM", x, hidden_size=64, name="lstm")
+    x = b.layer(cell, x, hidden_size=64, name=cell.lower())
     x = b.layer("Linear", b.port(x, "h"), out_features=10, name="classifier")
     b.output(x, name="logits")
     return Project(
         b.auto_layout(),
-        "Digits LSTM",
-        "An LSTM reads each 8x8 digit row by row (8 steps of 8 pixels) and classifies its final state.",
+        f"Digits {cell}",
+        f"A{'n' if cell == 'LSTM' else ''} {cell} reads each 8x8 digit row by row (8 steps of 8 pixels) and "
+        f"classifies its final state (about {accuracy} validation accuracy).",
         validate_section(DATA_FIELDS, {"dataset": "digits", "layout": "rows", "batch_size": 64}),
         validate_section(TRAINING_FIELDS, {"epochs": 30, "lr": 0.005}),
     )
+
+
+def digits_lstm() -> Project:
+    return _digits_rnn("LSTM", "98%")
 
 
 def digits_gru() -> Project:
-    b = GraphBuilder()
-    x = b.input((8, 8), name="rows")
-    x = b.layer("GRU", x, hidden_size=64, name="gru")
-    x = b.layer("Linear", b.port(x, "h"), out_features=10, name="classifier")
-    b.output(x, name="logits")
-    return Project(
-        b.auto_layout(),
-        "Digits GRU",
-        "A GRU reads each 8x8 digit row by row and classifies its final state (about 98% validation accuracy).",
-        validate_section(DATA_FIELDS, {"dataset": "digits", "layout": "rows", "batch_size": 64}),
-        validate_section(TRAINING_FIELDS, {"epochs": 30, "lr": 0.005}),
-    )
+    return _digits_rnn("GRU", "98%")
 
 
 def digits_transformer() -> Project:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.imaging import grid
 from workbench.training.worker import TrainingProcess
 
 from .document import Document
@@ -38,20 +39,8 @@ from .plots import PALETTE, Series, curve, make_plot
 
 
 def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
-    """[K, C, H, W] or [K, H, W] (or flat squares) -> one 2-D mosaic for an ImageItem."""
-    arr = np.asarray(images, dtype=np.float32)
-    if arr.ndim == 2:
-        side = round(arr.shape[1] ** 0.5)
-        arr = arr.reshape(-1, side, side) if side * side == arr.shape[1] else arr[:, None, :]
-    if arr.ndim == 4:
-        arr = arr.mean(1)
-    k, h, w = arr.shape
-    rows = (k + cols - 1) // cols
-    out = np.full((rows * (h + 1), cols * (w + 1)), np.nan, dtype=np.float32)
-    for i in range(k):
-        r, c = divmod(i, cols)
-        out[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = arr[i]
-    return out
+    """A mosaic for an ImageItem: the core's grid with transparent gaps."""
+    return grid(images, cols, fill=np.nan)
 
 
 class TrainingPanel(QWidget):

@@ -11,14 +11,18 @@ import numpy as np
 from .fileio import atomic_write_bytes
 
 
-def grid(images: np.ndarray, cols: int = 8, pad: int = 1) -> np.ndarray:
-    """[K, (C,) H, W] in [0, 1] -> one 2-D mosaic (channels averaged)."""
+def grid(images: np.ndarray, cols: int = 8, pad: int = 1, fill: float = 1.0) -> np.ndarray:
+    """[K, (C,) H, W] in [0, 1] (or flat square images [K, H*W]) -> one 2-D mosaic, channels
+    averaged; gaps get ``fill`` (NaN leaves them transparent in a plot)."""
     arr = np.asarray(images, dtype=np.float32)
+    if arr.ndim == 2:
+        side = round(arr.shape[1] ** 0.5)
+        arr = arr.reshape(-1, side, side) if side * side == arr.shape[1] else arr[:, None, :]
     if arr.ndim == 4:
         arr = arr.mean(1)
     k, h, w = arr.shape
     rows = -(-k // cols)
-    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad), np.float32)
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), fill, np.float32)
     for i in range(k):
         r, c = divmod(i, cols)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]

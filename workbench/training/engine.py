@@ -373,22 +373,7 @@ class Trainer:
             self.emit({"type": "validation", "epoch": epoch + 1, "metrics": metrics, "task": "adversarial",
                        "samples": {"outputs": samples}, "generated": samples})
             return metrics
-        self.model.eval()
-        acc = MetricAccumulator(self.cfg["task"], self.num_classes, self.cfg["top_k"])
-        loader = DataLoader(self.data.val, batch_size=max(256, int(self.data_cfg["batch_size"])))
-        latents: list[torch.Tensor] = []
-        with torch.no_grad():
-            for x, y in loader:
-                x, y = x.to(self.device), y.to(self.device)
-                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                    out = self.model(x)
-                    if isinstance(out, tuple):
-                        # a second 2-D output (an autoencoder's latent code) is plotted as a scatter
-                        if len(out) > 1 and out[1].ndim == 2 and out[1].shape[1] == 2:
-                            latents.append(out[1].float().cpu())
-                        out = out[0]
-                    loss = loss_fn(self.cfg["task"], out, y, self.num_classes)
-                acc.add(out, y, float(loss))
+        acc, latents = self._measure(self.data.val)
         result = acc.result()
         event: Event = {"type": "validation", "epoch": epoch + 1, "metrics": result, "task": self.cfg["task"],
                         "samples": acc.samples}
@@ -422,17 +407,29 @@ class Trainer:
                 ids.append(int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)))
         return "".join(chars[i] for i in ids)
 
-    def _evaluate(self, dataset: TensorDataset) -> dict[str, float]:
-        """Metrics on a held-out split (the test split, once, at the end of the run)."""
+    def _measure(self, dataset: TensorDataset) -> tuple[MetricAccumulator, list[torch.Tensor]]:
+        """One pass over a held-out split: accumulated metrics, and any 2-D latent codes."""
         self.model.eval()
         acc = MetricAccumulator(self.cfg["task"], self.num_classes, self.cfg["top_k"])
+        latents: list[torch.Tensor] = []
+        loader = DataLoader(dataset, batch_size=max(256, int(self.data_cfg["batch_size"])))
         with torch.no_grad():
-            for x, y in DataLoader(dataset, batch_size=256):
+            for x, y in loader:
                 x, y = x.to(self.device), y.to(self.device)
-                out = self.model(x)
-                out = out[0] if isinstance(out, tuple) else out
-                acc.add(out, y, float(loss_fn(self.cfg["task"], out, y, self.num_classes)))
-        return acc.result()
+                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                    out = self.model(x)
+                    if isinstance(out, tuple):
+                        # a second 2-D output (an autoencoder's latent code) is plotted as a scatter
+                        if len(out) > 1 and out[1].ndim == 2 and out[1].shape[1] == 2:
+                            latents.append(out[1].float().cpu())
+                        out = out[0]
+                    loss = loss_fn(self.cfg["task"], out, y, self.num_classes)
+                acc.add(out, y, float(loss))
+        return acc, latents
+
+    def _evaluate(self, dataset: TensorDataset) -> dict[str, float]:
+        """Metrics on a held-out split (the test split, once, at the end of the run)."""
+        return self._measure(dataset)[0].result()
 
     def _layer_stats(self) -> dict[str, dict[str, float]]:
         grads, weights = {}, {}
