@@ -43,8 +43,18 @@ class ConfigForm(QWidget):
             self.editors[p.name] = editor
 
     def set_document(self, doc: Document) -> None:
+        if self.doc is not None:
+            try:
+                self.doc.undo_stack.indexChanged.disconnect(self._on_index)
+            except (RuntimeError, TypeError):  # the old document is already gone
+                pass
         self.doc = doc
-        doc.undo_stack.indexChanged.connect(lambda _i: self.load())
+        # a bound slot (not a lambda): Qt drops the connection when this form is destroyed,
+        # so an undo stack outliving the form never calls into deleted editors
+        doc.undo_stack.indexChanged.connect(self._on_index)
+        self.load()
+
+    def _on_index(self, _index: int) -> None:
         self.load()
 
     def load(self) -> None:
