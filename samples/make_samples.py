@@ -14,7 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workbench.builder import GraphBuilder
 from workbench.config import DATA_FIELDS, TRAINING_FIELDS, validate_section
+from workbench.graph import Graph
 from workbench.project import Project
+from workbench.ready_blocks import add_ready
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,31 +64,29 @@ def digits_cnn() -> Project:
 
 
 def digits_resnet() -> Project:
-    b = GraphBuilder()
+    """Two ResNet basic blocks: each is one node (a block); open it to see its layers."""
+    project = Project(
+        Graph(),
+        "Digits ResNet",
+        "A small residual network: two ResNet basic blocks (skip connections inside reusable blocks) "
+        "on the 8x8 digits.",
+        validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 64}),
+        validate_section(TRAINING_FIELDS, {"epochs": 15, "lr": 0.003, "schedule": "cosine"}),
+    )
+    add_ready(project.blocks, ["ResBlock"])
+    b = GraphBuilder(project.graph)
     x = b.input((1, 8, 8), name="image")
     x = b.layer("Conv2d", x, out_channels=32, kernel_size=[3, 3], padding=[1, 1], name="stem")
     x = b.layer("BatchNorm2d", x, name="stem_bn")
     x = b.layer("ReLU", x, name="stem_relu")
     for i in (1, 2):
-        skip = x
-        h = b.layer("Conv2d", x, out_channels=32, kernel_size=[3, 3], padding=[1, 1], bias=False, name=f"block{i}_conv1")
-        h = b.layer("BatchNorm2d", h, name=f"block{i}_bn1")
-        h = b.layer("ReLU", h, name=f"block{i}_relu1")
-        h = b.layer("Conv2d", h, out_channels=32, kernel_size=[3, 3], padding=[1, 1], bias=False, name=f"block{i}_conv2")
-        h = b.layer("BatchNorm2d", h, name=f"block{i}_bn2")
-        x = b.layer("Add", h, skip, name=f"block{i}_add")
-        x = b.layer("ReLU", x, name=f"block{i}_out")
+        x = b.layer("ResBlock", x, channels=32, name=f"block{i}")
     x = b.layer("AdaptiveAvgPool2d", x, name="gap")
     x = b.layer("Flatten", x, name="flatten")
     x = b.layer("Linear", x, out_features=10, name="classifier")
     b.output(x, name="logits")
-    return Project(
-        b.auto_layout(),
-        "Digits ResNet",
-        "A small residual network: two basic blocks with skip connections (Add) on the 8x8 digits.",
-        validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 64}),
-        validate_section(TRAINING_FIELDS, {"epochs": 15, "lr": 0.003, "schedule": "cosine"}),
-    )
+    b.auto_layout()
+    return project
 
 
 def _digits_rnn(cell: str, accuracy: str) -> Project:

@@ -19,7 +19,7 @@ from torch import nn
 from .errors import CompileError, ShapeError
 from .graph import Graph, python_identifier
 from .layers import ModuleCall, Shape
-from .shapes import ShapeInference, infer
+from .shapes import ShapeInference
 
 #: attribute names a submodule may not take (they would shadow nn.Module API)
 _RESERVED = set(dir(nn.Module)) | set(dir(fx.GraphModule)) | {"self", "torch", "nn", "operator"}
@@ -44,7 +44,8 @@ class Compiled:
         inputs: forward arguments in order.
         outputs: Output node names in the order ``forward`` returns them.
         output_shapes: their symbolic shapes.
-        calls: constructor of every submodule, by attribute name (for source export).
+        calls: constructor of every submodule, by attribute name (for source export):
+            a :class:`ModuleCall`, or a block's call (``workbench.blocks.BlockCall``).
         attr_of: node id -> attribute / variable name.
         total_params: as inferred (equals ``sum(p.numel())``).
     """
@@ -120,13 +121,20 @@ def assign_identifiers(graph: Graph) -> dict[str, str]:
     return out
 
 
-def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name: str = "WorkbenchModel") -> Compiled:
+def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name: str = "WorkbenchModel",
+                  bound_inputs: dict[str, Shape] | None = None) -> Compiled:
     """Compile ``graph`` into a module.
+
+    A block instance becomes a submodule that is itself a compiled ``GraphModule``
+    (its own straight-line ``forward``), so ``state_dict`` keys read
+    ``block1.conv1.weight``, as in hand-written code with a block class.
 
     Args:
         graph: a graph with at least one Input and one Output.
         shapes: inference to reuse (must follow ``graph``); computed when None.
         class_name: name of the generated class.
+        bound_inputs: Input node id -> the shape it is fed (a block's inside, see
+            :class:`~workbench.shapes.ShapeInference`).
 
     Returns:
         A :class:`Compiled` whose ``module`` is an ``fx.GraphModule``.
@@ -134,7 +142,11 @@ def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name
     Raises:
         CompileError: listing every located error (the same as shape inference).
     """
-    si = shapes or infer(graph)
+    if shapes is None:
+        si = ShapeInference(graph, live=False, bound_inputs=bound_inputs)
+        si.update()
+    else:
+        si = shapes
     errors = list(si.errors())
     if not graph.inputs():
         errors.append(ShapeError("the graph has no Input node", "(graph)", ""))

@@ -12,7 +12,7 @@ import keyword
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import networkx as nx
 
@@ -27,20 +27,52 @@ from .errors import (
 )
 from .layers import REGISTRY, LayerSpec, ParamValueError
 
+if TYPE_CHECKING:
+    from .blocks import BlockLibrary
+
+
+class SpecSource(Protocol):
+    """Where types that are not in the catalogue come from (a project's block library)."""
+
+    def spec(self, type_id: str) -> LayerSpec | None: ...
+
+
+def lookup_spec(type_id: str, library: SpecSource | None) -> LayerSpec:
+    """The declaration of ``type_id``: the catalogue first, then the block library.
+
+    Raises:
+        UnknownLayerError: neither knows it.
+    """
+    spec = REGISTRY.get(type_id)
+    if spec is None and library is not None:
+        spec = library.spec(type_id)
+    if spec is None:
+        raise UnknownLayerError(f"unknown layer type {type_id!r}")
+    return spec
+
 
 @dataclass
 class Node:
-    """A layer instance.  Treat as read-only: change it through :class:`Graph`."""
+    """A layer instance.  Treat as read-only: change it through :class:`Graph`.
+
+    ``library`` resolves block types (a block instance's type is a block of the
+    project's library); catalogue types never need it.
+    """
 
     id: str
     type: str
     name: str
     params: dict[str, Any]
     position: tuple[float, float] = (0.0, 0.0)
+    library: SpecSource | None = field(default=None, repr=False, compare=False)
 
     @property
     def spec(self) -> LayerSpec:
-        return REGISTRY[self.type]
+        return lookup_spec(self.type, self.library)
+
+    @property
+    def is_block(self) -> bool:
+        return self.type not in REGISTRY
 
     @property
     def input_ports(self) -> tuple[str, ...]:
@@ -64,7 +96,8 @@ class Edge:
 @dataclass(frozen=True)
 class GraphEvent:
     """What changed: ``kind`` is one of node_added, node_removed, edge_added,
-    edge_removed, params_changed, renamed, moved."""
+    edge_removed, params_changed, renamed, moved, definition_changed (the block
+    this node instantiates was edited: its ports, shapes or parameters may differ)."""
 
     kind: str
     node: str | None = None
@@ -87,7 +120,9 @@ class Graph:
     outputs and makes every derived listing deterministic.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, library: BlockLibrary | None = None) -> None:
+        self.library = library
+        """The project's blocks; a graph without one holds catalogue layers only."""
         self._nodes: dict[str, Node] = {}
         self._edges: dict[tuple[str, str], Edge] = {}  # keyed by (dst, dst_port)
         self._nx = nx.MultiDiGraph()
@@ -223,10 +258,30 @@ class Graph:
         return f"{prefix}{i}"
 
     def _spec(self, type_id: str) -> LayerSpec:
+        return lookup_spec(type_id, self.library)
+
+    def spec_of(self, type_id: str) -> LayerSpec:
+        """The declaration of a type this graph can hold (catalogue or block)."""
+        return self._spec(type_id)
+
+    # Hooks a block's definition graph overrides to keep its instances valid.
+    def check_add(self, type_id: str) -> None:
+        """Raise GraphError when a node of ``type_id`` may not be added (a block inside itself)."""
+
+    def check_remove(self, node_id: str) -> None:
+        """Raise GraphError when removing the node would break something outside this graph."""
+
+    def check_rename(self, node_id: str, name: str) -> None:
+        """Raise GraphError when renaming the node would break something outside this graph."""
+
+    def can_remove(self, node_ids: Iterable[str]) -> str | None:
+        """Why these nodes cannot be removed, or None (for the editor, before it pushes a command)."""
         try:
-            return REGISTRY[type_id]
-        except KeyError:
-            raise UnknownLayerError(f"unknown layer type {type_id!r}") from None
+            for nid in node_ids:
+                self.check_remove(nid)
+        except GraphError as exc:
+            return str(exc)
+        return None
 
     def _new_id(self) -> str:
         while f"n{self._next_id}" in self._nodes:
@@ -252,6 +307,7 @@ class Graph:
             UnknownLayerError, ParamError, NameConflictError, GraphError (id in use).
         """
         self._spec(type_id)
+        self.check_add(type_id)
         name = self.validate_name(name) if name is not None else self.unique_name(default_name_prefix(type_id))
         params = self.validate_params(type_id, params or {}, name)
         if node_id is None:
@@ -259,7 +315,7 @@ class Graph:
         elif not isinstance(node_id, str) or not node_id or node_id in self._nodes:
             raise GraphError(f"node id {node_id!r} is invalid or already used", node=name)
         x, y = position
-        node = Node(node_id, type_id, name, params, (float(x), float(y)))
+        node = Node(node_id, type_id, name, params, (float(x), float(y)), self.library)
         if index is None or index >= len(self._nodes):
             self._nodes[node_id] = node
         else:
@@ -273,6 +329,7 @@ class Graph:
     def remove_node(self, node_id: str) -> list[Edge]:
         """Remove a node and its edges; returns the removed edges (for undo)."""
         node = self.node(node_id)
+        self.check_remove(node_id)
         removed = [e for e in self._edges.values() if node_id in (e.src, e.dst)]
         for e in removed:
             self.disconnect(e)
@@ -325,6 +382,25 @@ class Graph:
         self._emit(GraphEvent("params_changed", node_id, extra={"old": old}))
         return old
 
+    def reset_params(self, node_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Replace every parameter (keys the type no longer declares are dropped, new
+        ones take their defaults); returns the previous dict.  Used when a block's
+        parameters change under its instances."""
+        node = self.node(node_id)
+        spec = node.spec
+        known = {p.name for p in spec.params}
+        merged = self.validate_params(node.type, {k: v for k, v in params.items() if k in known}, node.name)
+        old, node.params = node.params, merged
+        self._emit(GraphEvent("params_changed", node_id, extra={"old": old}))
+        return old
+
+    def definition_changed(self, type_id: str) -> list[str]:
+        """Tell observers that the block ``type_id`` changed; returns its instances here."""
+        ids = [n.id for n in self._nodes.values() if n.type == type_id]
+        for nid in ids:
+            self._emit(GraphEvent("definition_changed", nid))
+        return ids
+
     def set_param(self, node_id: str, key: str, value: Any) -> Any:
         """Change one parameter; returns its previous value."""
         return self.set_params(node_id, {key: value})[key]
@@ -333,6 +409,8 @@ class Graph:
         """Rename a node; returns the old name."""
         node = self.node(node_id)
         name = self.validate_name(name, ignore=node_id)
+        if name != node.name:
+            self.check_rename(node_id, name)
         old, node.name = node.name, name
         self._emit(GraphEvent("renamed", node_id, extra={"old": old}))
         return old
@@ -378,10 +456,29 @@ class Graph:
 
         return sorted(self._edges.values(), key=key)
 
+    # ------------------------------------------------------------------ undo support
+    def records(self, node_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """What :meth:`restore` needs to put these nodes back exactly (order included)."""
+        out = []
+        for nid in node_ids:
+            n = self.node(nid)
+            out.append({"id": n.id, "type": n.type, "name": n.name, "params": dict(n.params),
+                        "position": n.position, "index": self.index_of(nid)})
+        return out
+
+    def restore(self, records: list[dict[str, Any]], edges: Iterable[Edge] = ()) -> None:
+        """Re-add removed nodes where they were in the node order, then their edges."""
+        for r in sorted(records, key=lambda r: r["index"]):
+            self.add_node(r["type"], r["params"], r["name"], r["position"], node_id=r["id"], index=r["index"])
+        for e in edges:
+            if self.edge_into(e.dst, e.dst_port) != e:
+                self.connect(e.src, e.src_port, e.dst, e.dst_port)
+
     def copy(self) -> Graph:
-        """A deep copy without listeners."""
-        g = Graph()
-        g._nodes = {k: copy.deepcopy(v) for k, v in self._nodes.items()}
+        """A deep copy without listeners (a plain :class:`Graph` sharing the library)."""
+        g = Graph(self.library)
+        g._nodes = {k: Node(v.id, v.type, v.name, copy.deepcopy(v.params), v.position, self.library)
+                    for k, v in self._nodes.items()}
         g._edges = dict(self._edges)
         g._nx = self._nx.copy()
         g._next_id = self._next_id

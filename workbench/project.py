@@ -15,22 +15,28 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
+from .blocks import BlockLibrary, library_from_dict
 from .config import DATA_FIELDS, TRAINING_FIELDS, ConfigError, default_data, default_training, validate_section
 from .errors import GraphError, ParamError, ProjectError
 from .fileio import atomic_write_text
 from .graph import Graph
 
 FORMAT = "neural-workbench-project"
-VERSION = 2
-"""2 added ``graphs``: further named graphs (a GAN's discriminator) beside the main one."""
+VERSION = 3
+"""2 added ``graphs``: further named graphs (a GAN's discriminator) beside the main one.
+3 added ``blocks``: reusable block definitions, used by nodes whose type is a block id."""
 
 
 def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "version": 2}
 
 
+def _v2_to_v3(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "version": 3}
+
+
 #: version -> function upgrading a document of that version to version + 1
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 GRAPH_ROLES = ("discriminator",)
@@ -54,6 +60,22 @@ class Project:
     path: Path | None = None
     graphs: dict[str, Graph] = field(default_factory=dict)
     """Further graphs by role, e.g. ``{"discriminator": ...}`` for the adversarial task."""
+    blocks: BlockLibrary = field(default_factory=BlockLibrary)
+    """Reusable block definitions; every graph of the project can hold their instances."""
+
+    def __post_init__(self) -> None:
+        self.blocks.host_graphs = self._hosts
+        self._hosts()
+
+    def _hosts(self) -> dict[str, Graph]:
+        """The project's graphs by a label for messages (and each bound to the block library)."""
+        hosts = {"the model": self.graph, **{f"the {role}": g for role, g in self.graphs.items()}}
+        for g in hosts.values():
+            if g.library is not self.blocks:
+                g.library = self.blocks
+                for n in g:
+                    n.library = self.blocks
+        return hosts
 
     def weights_path(self) -> Path | None:
         if self.weights is None:
@@ -72,6 +94,7 @@ class Project:
             "training": dict(self.training),
             "weights": self.weights,
             **({"graphs": {k: g.to_dict() for k, g in self.graphs.items()}} if self.graphs else {}),
+            **({"blocks": self.blocks.to_dict()} if len(self.blocks) else {}),
         }
 
     def to_json(self) -> str:
@@ -148,7 +171,7 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
     while version < VERSION:
         doc = MIGRATIONS[version](doc)
         version += 1
-    allowed = {"format", "version", "name", "description", "graph", "data", "training", "weights", "graphs"}
+    allowed = {"format", "version", "name", "description", "graph", "data", "training", "weights", "graphs", "blocks"}
     for key in doc:
         _need(key in allowed, key, f"unknown key (known: {', '.join(sorted(allowed))})", file)
 
@@ -166,26 +189,33 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
             f"expected a file name beside the project (no folders), got {weights!r}",
             file,
         )
-    graph = graph_from_dict(doc.get("graph"), "graph", file)
+    blocks = library_from_dict(doc.get("blocks", {}), "blocks", file)
+    graph = graph_from_dict(doc.get("graph"), "graph", file, library=blocks)
     extra = doc.get("graphs", {})
     _need(isinstance(extra, dict), "graphs", f"expected an object of named graphs, got {_type_name(extra)}", file)
     graphs = {}
     for role, g in extra.items():
         _need(role in GRAPH_ROLES, f"graphs.{role}", f"unknown graph role (known: {', '.join(GRAPH_ROLES)})", file)
-        graphs[role] = graph_from_dict(g, f"graphs.{role}", file)
+        graphs[role] = graph_from_dict(g, f"graphs.{role}", file, library=blocks)
     sections = {}
     for key, fields in (("data", DATA_FIELDS), ("training", TRAINING_FIELDS)):
         try:
             sections[key] = validate_section(fields, doc.get(key, {}))
         except ConfigError as exc:
             raise ProjectError(exc.detail, f"{key}.{exc.key}" if exc.key else key, file) from None
-    return Project(graph, name, description, sections["data"], sections["training"], weights, graphs=graphs)
+    return Project(graph, name, description, sections["data"], sections["training"], weights, graphs=graphs,
+                   blocks=blocks)
 
 
-def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None) -> Graph:
+def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None, *, library: BlockLibrary | None = None,
+                    into: Graph | None = None) -> Graph:
     """Build a graph from its JSON form, reporting problems by JSON path.
 
-    Used for project files, the clipboard and templates alike.
+    Used for project files, blocks, the clipboard and templates alike.
+
+    Args:
+        library: the blocks its nodes may instantiate.
+        into: an empty graph to fill (a block's inside) instead of a new one.
     """
     _need(isinstance(doc, dict), path, f"expected an object, got {_type_name(doc)}", file)
     for key in doc:
@@ -193,7 +223,7 @@ def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None) -> G
     nodes, edges = doc.get("nodes", []), doc.get("edges", [])
     _need(isinstance(nodes, list), f"{path}.nodes", f"expected a list, got {_type_name(nodes)}", file)
     _need(isinstance(edges, list), f"{path}.edges", f"expected a list, got {_type_name(edges)}", file)
-    g = Graph()
+    g = into if into is not None else Graph(library)
     for i, nd in enumerate(nodes):
         at = f"{path}.nodes[{i}]"
         _need(isinstance(nd, dict), at, f"expected an object, got {_type_name(nd)}", file)

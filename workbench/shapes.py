@@ -54,10 +54,14 @@ class ShapeInference:
         graph: the graph to follow.
         live: subscribe to the graph's events (False: a one-shot snapshot that
             you refresh with :meth:`invalidate_all`).
+        bound_inputs: Input node id -> the full shape it receives (batch
+            included); how a block's inside sees the tensors its instance is fed.
+            Other Inputs produce ``[N, *shape]`` from their parameter.
     """
 
-    def __init__(self, graph: Graph, live: bool = True) -> None:
+    def __init__(self, graph: Graph, live: bool = True, bound_inputs: dict[str, Shape] | None = None) -> None:
         self.graph = graph
+        self.bound_inputs = dict(bound_inputs or {})
         self._info: dict[str, NodeInfo] = {}
         self._dirty: set[str] = set(graph.nodes)
         self.last_updated: set[str] = set()
@@ -76,7 +80,7 @@ class ShapeInference:
         if event.kind == "node_removed":
             self._info.pop(event.node or "", None)
             self._dirty.discard(event.node or "")
-        elif event.kind in ("node_added", "edge_added", "edge_removed", "params_changed"):
+        elif event.kind in ("node_added", "edge_added", "edge_removed", "params_changed", "definition_changed"):
             if event.node in self.graph.nodes:
                 self._dirty.add(event.node)  # type: ignore[arg-type]
         elif event.kind == "renamed":
@@ -191,6 +195,8 @@ class ShapeInference:
             return NodeInfo("error", ins, error=err)
         if any(s is None for s in ins.values()):
             return NodeInfo("unknown", ins)
+        if nid in self.bound_inputs:
+            return NodeInfo("ok", ins, {"y": tuple(self.bound_inputs[nid])}, 0)
         shapes: list[Shape] = list(ins.values())  # type: ignore[arg-type]
         try:
             outs = spec.infer(node.params, shapes)

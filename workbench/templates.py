@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .builder import GraphBuilder, Port
+from .builder import GraphBuilder
 from .config import DATA_FIELDS, TRAINING_FIELDS, validate_section
+from .graph import Graph
 from .project import Project
+from .ready_blocks import add_ready
 
 
 def _project(b: GraphBuilder, name: str, description: str) -> Project:
@@ -72,17 +74,16 @@ def vgg16() -> Project:
     return _project(b, "VGG-16", "Simonyan & Zisserman 2014 (configuration D): 138,357,544 parameters.")
 
 
-def _conv_bn(b: GraphBuilder, x: Port, ch: int, k: int, stride: int, name: str, relu: bool = True) -> Port:
-    x = b.layer("Conv2d", x, out_channels=ch, kernel_size=[k, k], stride=[stride, stride],
-                padding=[k // 2, k // 2], bias=False, name=name)
-    x = b.layer("BatchNorm2d", x, name=f"{name}_bn")
-    return b.layer("ReLU", x, name=f"{name}_relu") if relu else x
-
-
 def _resnet(blocks: tuple[int, ...], bottleneck: bool, name: str, description: str) -> Project:
-    b = GraphBuilder()
+    """ResNet from the ready blocks: each residual block is one node (``layer2_0``), as in
+    torchvision's ``layer2[0]``; open one to see its convolutions."""
+    project = Project(Graph(), name, description, validate_section(DATA_FIELDS, {"dataset": "digits"}),
+                      validate_section(TRAINING_FIELDS, {}))
+    add_ready(project.blocks, ["ConvBNReLU", "Bottleneck", "BottleneckDown"] if bottleneck
+              else ["ConvBNReLU", "ResBlock", "ResBlockDown"])
+    b = GraphBuilder(project.graph)
     x = b.input((3, 224, 224), name="image")
-    x = _conv_bn(b, x, 64, 7, 2, "conv1")
+    x = b.layer("ConvBNReLU", x, channels=64, kernel_size=[7, 7], stride=[2, 2], padding=[3, 3], name="conv1")
     x = b.layer("MaxPool2d", x, kernel_size=[3, 3], stride=[2, 2], padding=[1, 1], name="maxpool")
     in_ch = 64
     for stage, (count, width) in enumerate(zip(blocks, (64, 128, 256, 512), strict=True), start=1):
@@ -90,19 +91,18 @@ def _resnet(blocks: tuple[int, ...], bottleneck: bool, name: str, description: s
             stride = 2 if (i == 0 and stage > 1) else 1
             out_ch = width * 4 if bottleneck else width
             tag = f"layer{stage}_{i}"
+            project_needed = stride != 1 or in_ch != out_ch
             if bottleneck:
-                h = _conv_bn(b, x, width, 1, 1, f"{tag}_conv1")
-                h = _conv_bn(b, h, width, 3, stride, f"{tag}_conv2")
-                h = _conv_bn(b, h, out_ch, 1, 1, f"{tag}_conv3", relu=False)
+                x = (b.layer("BottleneckDown", x, width=width, out_channels=out_ch, stride=[stride, stride], name=tag)
+                     if project_needed else b.layer("Bottleneck", x, width=width, out_channels=out_ch, name=tag))
             else:
-                h = _conv_bn(b, x, width, 3, stride, f"{tag}_conv1")
-                h = _conv_bn(b, h, width, 3, 1, f"{tag}_conv2", relu=False)
-            skip = _conv_bn(b, x, out_ch, 1, stride, f"{tag}_down", relu=False) if (stride != 1 or in_ch != out_ch) else x
-            x = b.layer("ReLU", b.layer("Add", h, skip, name=f"{tag}_add"), name=f"{tag}_out")
+                x = (b.layer("ResBlockDown", x, channels=width, stride=[stride, stride], name=tag)
+                     if project_needed else b.layer("ResBlock", x, channels=width, name=tag))
             in_ch = out_ch
     x = b.layer("Flatten", b.layer("AdaptiveAvgPool2d", x, name="avgpool"), name="flatten")
     b.output(b.layer("Linear", x, out_features=1000, name="fc"), name="logits")
-    return _project(b, name, description)
+    b.auto_layout()
+    return project
 
 
 def resnet18() -> Project:

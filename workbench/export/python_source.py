@@ -12,6 +12,7 @@ import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..compiler import Compiled
@@ -35,6 +36,45 @@ def class_name_for(project: Project) -> str:
     return name if name[0].isalpha() else f"Model{name}"
 
 
+class _BlockClasses:
+    """Classes for block instances, written once per distinct inside (dependencies first).
+
+    Two instances of a block with the same parameters and input shapes share a
+    class; an instance that differs gets ``<Block>_2``.
+    """
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self._by_body: dict[str, str] = {}
+        self._taken: set[str] = set()
+
+    def init_lines(self, compiled: Compiled) -> str:
+        lines = []
+        for attr, call in compiled.calls.items():
+            ctor = self.class_for(call) + "()" if hasattr(call, "compile") else call.source()
+            lines.append(f"        self.{attr} = {ctor}")
+        return "\n".join(lines) or "        pass"
+
+    def class_for(self, call: Any) -> str:
+        nested: Compiled = call.compile()
+        body = f"""    def __init__(self):
+        super().__init__()
+{self.init_lines(nested)}
+
+{textwrap.indent(nested.module.code.strip(), "    ")}
+"""
+        name = self._by_body.get(body)
+        if name is None:
+            name, i = call.class_name, 2
+            while name in self._taken:
+                name, i = f"{call.class_name}_{i}", i + 1
+            self._taken.add(name)
+            self._by_body[body] = name
+            doc = f'    """Block {call.block_id} (a node on the canvas; its layers inside)."""\n\n'
+            self.texts.append(f"class {name}(nn.Module):\n{doc}{body}")
+        return name
+
+
 def module_source(compiled: Compiled, class_name: str, title: str, weights_name: str) -> str:
     """The text of the module file."""
     args = ", ".join(s.arg for s in compiled.inputs)
@@ -44,7 +84,9 @@ def module_source(compiled: Compiled, class_name: str, title: str, weights_name:
                             for name, shape in zip(compiled.outputs, compiled.output_shapes, strict=True))
     symbols = sorted({str(d) for s in compiled.inputs for d in s.shape if isinstance(d, str) and d != "N"})
     sym_doc = f" {', '.join(symbols)}: variable length." if symbols else ""
-    init = "\n".join(f"        self.{attr} = {call.source()}" for attr, call in compiled.calls.items()) or "        pass"
+    blocks = _BlockClasses()
+    init = blocks.init_lines(compiled)
+    block_classes = "".join(f"{text}\n\n" for text in blocks.texts)
     forward = compiled.module.code.strip()
     forward = re.sub(r"^def forward\(self, ([^)]*)\):", f"def forward(self, {args}):", forward)
     body = textwrap.indent(forward, "    ")
@@ -59,7 +101,7 @@ import torch
 import torch.nn as nn
 
 
-class {class_name}(nn.Module):
+{block_classes}class {class_name}(nn.Module):
     """Inputs (N is the batch size).{sym_doc}
 {inputs_doc}
 

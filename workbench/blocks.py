@@ -1,0 +1,753 @@
+"""Reusable blocks: a named subgraph used as one node.
+
+A block *definition* (:class:`BlockDef`) is a graph whose Input nodes are the
+block's input ports and whose Output nodes are its output ports, plus the
+parameters it exposes (each one sets one or more parameters of nodes inside).
+A project keeps its definitions in a :class:`BlockLibrary`; a block *instance*
+is an ordinary node whose type is the block's id.
+
+Everything downstream reads an instance through a :class:`LayerSpec` generated
+from its definition, so shape inference, the compiler, the inspector and the
+palette treat it like any layer: its shape rule infers the inside with the
+shapes the instance is fed; its module is the inside compiled to a
+``GraphModule`` of its own (``state_dict`` keys ``block1.conv1.weight``).
+
+Editing a definition updates every instance: the library tells each graph that
+holds instances, and they re-infer.  An edit that would break an instance
+elsewhere (deleting a block Input whose port is wired, removing a node whose
+parameter is exposed) is refused with the reason, like any other graph edit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import CycleError, GraphError, ParamError, PortError, ProjectError, UnknownLayerError
+from .graph import Graph, GraphEvent, Node, default_name_prefix
+from .layers import REGISTRY, LayerShapeError, LayerSpec, Param, Shape
+from .layers.spec import Emitter
+
+if TYPE_CHECKING:
+    from .compiler import Compiled
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CATEGORY = "Blocks"
+
+
+class BlockError(GraphError):
+    """A change to the block library was refused; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class BlockParam:
+    """A parameter a block exposes on its instances.
+
+    Attributes:
+        name: the key in an instance's ``params`` (an identifier).
+        targets: ``(inner node id, parameter)`` pairs it sets; all of one kind.
+        doc: one line for the inspector (default: the first target's doc).
+    """
+
+    name: str
+    targets: tuple[tuple[str, str], ...]
+    doc: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "doc": self.doc, "targets": [list(t) for t in self.targets]}
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+@dataclass
+class _Resolved:
+    """The inside of one instance: its shapes and count, or the first error inside."""
+
+    outputs: list[Shape] = field(default_factory=list)
+    count: int = 0
+    error: str | None = None
+    param: str | None = None
+    graph: Graph | None = None
+    bound: dict[str, Shape] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class BlockCall:
+    """How the compiler builds an instance: the inside, compiled to its own module.
+
+    ``source()`` names the class; the PyTorch source exporter writes that class
+    out from :meth:`compile` (see ``workbench.export.python_source``).
+    """
+
+    block_id: str
+    graph: Graph
+    bound: dict[str, Shape]
+
+    @property
+    def class_name(self) -> str:
+        return self.block_id
+
+    def compile(self) -> Compiled:
+        from .compiler import compile_graph
+
+        return compile_graph(self.graph, class_name=self.class_name, bound_inputs=self.bound)
+
+    def instantiate(self) -> Any:
+        return self.compile().module
+
+    def source(self) -> str:
+        return f"{self.class_name}()"
+
+
+class BlockGraph(Graph):
+    """The inside of a block.  Refuses edits that would break instances elsewhere."""
+
+    def __init__(self, library: BlockLibrary, block_id: str) -> None:
+        super().__init__(library)
+        self.block_id = block_id
+
+    @property
+    def _lib(self) -> BlockLibrary:
+        assert isinstance(self.library, BlockLibrary)
+        return self.library
+
+    def copy(self) -> Graph:
+        return super().copy()
+
+    def check_add(self, type_id: str) -> None:
+        if type_id == self.block_id:
+            raise CycleError(f'the block "{self.block_id}" cannot contain itself')
+        if type_id in self._lib.defs and self.block_id in self._lib.dependencies(type_id):
+            raise CycleError(f'the block "{self.block_id}" cannot contain "{type_id}", which contains it')
+
+    def check_remove(self, node_id: str) -> None:
+        block = self._lib.defs.get(self.block_id)
+        if block is None or block.graph is not self:
+            return
+        node = self.node(node_id)
+        for bp in block.params:
+            for nid, key in bp.targets:
+                if nid == node_id:
+                    raise BlockError(f'"{node.name}" sets the block parameter "{bp.name}" ({key}) of {self.block_id}: '
+                                     "stop exposing it first", node=node.name)
+        role = node.spec.role
+        if role in ("input", "output"):
+            wired = self._lib.wired_ports(self.block_id, node.name, role)
+            if wired:
+                raise PortError(f'"{node.name}" is the {role} port of {self.block_id}, wired at {wired[0]}: '
+                                "disconnect it there first", node=node.name)
+
+    def check_rename(self, node_id: str, name: str) -> None:
+        block = self._lib.defs.get(self.block_id)
+        if block is None or block.graph is not self:
+            return
+        node = self.node(node_id)
+        role = node.spec.role
+        if role in ("input", "output"):
+            wired = self._lib.wired_ports(self.block_id, node.name, role)
+            if wired:
+                raise PortError(f'renaming "{node.name}" renames a port of {self.block_id} that is wired at '
+                                f"{wired[0]}: disconnect it there first", node=node.name)
+
+
+class BlockDef:
+    """One block: its inside (a :class:`BlockGraph`), display name, doc and exposed parameters.
+
+    Treat as read-only: change its parameters and names through the library and
+    its inside through its graph's mutators.
+    """
+
+    def __init__(self, block_id: str, name: str, graph: BlockGraph, params: Iterable[BlockParam] = (),
+                 doc: str = "") -> None:
+        self.id = block_id
+        self.name = name
+        self.doc = doc
+        self.graph = graph
+        self.params: tuple[BlockParam, ...] = tuple(params)
+        self.library: BlockLibrary | None = None
+        self.listener: Callable[[GraphEvent], None] | None = None
+        self._spec: LayerSpec | None = None
+        self._cache: dict[Any, _Resolved] = {}
+
+    # ------------------------------------------------------------------ the generated layer type
+    def spec(self) -> LayerSpec:
+        """The layer declaration instances are read through (rebuilt after every edit)."""
+        if self._spec is None:
+            inputs = tuple(n.name for n in self.graph.inputs())
+            outputs = tuple(n.name for n in self.graph.outputs())
+            inner = sum(1 for n in self.graph if n.spec.role == "layer")
+            ports = f"Inputs: {', '.join(inputs) or 'none'}. Outputs: {', '.join(outputs) or 'none'}."
+            doc = f"{self.doc} " if self.doc else ""
+            self._spec = LayerSpec(
+                id=self.id,
+                name=self.name,
+                category=CATEGORY,
+                doc=f"{doc}A block of {inner} layer{'s' if inner != 1 else ''}. {ports}",
+                infer=self._infer,
+                params=tuple(self.param_decl(bp) for bp in self.params),
+                inputs=inputs,
+                outputs=outputs,
+                count=lambda p, ins: self.resolve(p, ins).count,
+                build=self._build,
+                emit=_multi_output_emit(len(outputs)) if len(outputs) > 1 else None,
+                key_params=tuple(bp.name for bp in self.params[:3]),
+            )
+        return self._spec
+
+    def param_decl(self, bp: BlockParam) -> Param:
+        """The declaration of an exposed parameter: its first target's, renamed, with
+        the value inside the definition as default."""
+        nid, key = bp.targets[0]
+        node = self.graph.node(nid)
+        decl = node.spec.param(key)
+        return dataclasses.replace(decl, name=bp.name, default=node.params[key], doc=bp.doc or decl.doc)
+
+    def exposed_as(self, node_id: str, key: str) -> str | None:
+        """The block parameter that sets ``key`` of the inner node, if any."""
+        for bp in self.params:
+            if (node_id, key) in bp.targets:
+                return bp.name
+        return None
+
+    def _infer(self, params: dict[str, Any], shapes: list[Shape]) -> list[Shape]:
+        r = self.resolve(params, shapes)
+        if r.error is not None:
+            raise LayerShapeError(r.error, param=r.param)
+        return list(r.outputs)
+
+    def _build(self, params: dict[str, Any], shapes: list[Shape]) -> BlockCall:
+        r = self.resolve(params, shapes)
+        assert r.graph is not None, "build is only called on an instance that inferred"
+        return BlockCall(self.id, r.graph, r.bound)
+
+    # ------------------------------------------------------------------ one instance's inside
+    def instance_graph(self, params: dict[str, Any]) -> Graph:
+        """A copy of the inside with an instance's exposed parameter values applied.
+
+        Raises:
+            ParamError / GraphError: a value one of the targets refuses.
+        """
+        g = self.graph.copy()
+        for bp in self.params:
+            if bp.name in params:
+                for nid, key in bp.targets:
+                    if g.nodes[nid].params[key] != params[bp.name]:
+                        g.set_params(nid, {key: params[bp.name]})
+        return g
+
+    def resolve(self, params: dict[str, Any], shapes: list[Shape]) -> _Resolved:
+        """Shapes, parameter count and compiled inside of an instance (cached per values and shapes)."""
+        key = (_freeze(params), _freeze(shapes))
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._resolve(params, shapes)
+            if len(self._cache) >= 256:
+                self._cache.clear()
+            self._cache[key] = hit
+        return hit
+
+    def _resolve(self, params: dict[str, Any], shapes: list[Shape]) -> _Resolved:
+        from .shapes import ShapeInference
+
+        try:
+            g = self.instance_graph(params)
+        except GraphError as exc:
+            bad = next((bp.name for bp in self.params if bp.name in params and isinstance(exc, ParamError)
+                        and any(g_key == exc.param for _, g_key in bp.targets)), None)
+            return _Resolved(error=f"the value is refused inside the block: {exc}", param=bad)
+        bound = {n.id: tuple(s) for n, s in zip(g.inputs(), shapes, strict=False)}
+        si = ShapeInference(g, live=False, bound_inputs=bound)
+        si.update()
+        if not g.outputs():
+            return _Resolved(error="the block has no Output node inside (open it and add one)")
+        errors = si.errors()
+        if errors:
+            e = errors[0]
+            return _Resolved(error=f"inside the block, {e}", param=self.exposed_as(e.node_id, e.param or ""))
+        outs = [si.info(o.id).inputs["x"] for o in g.outputs()]
+        if any(s is None for s in outs):
+            return _Resolved(error="inside the block, an Output's shape is unknown")
+        return _Resolved(outputs=outs, count=si.total_params(), graph=g, bound=bound)  # type: ignore[arg-type]
+
+    def invalidate(self) -> None:
+        self._spec = None
+        self._cache.clear()
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "doc": self.doc, "params": [bp.to_dict() for bp in self.params],
+                "graph": self.graph.to_dict()}
+
+
+def _multi_output_emit(count: int) -> Callable[[Emitter, dict[str, Any], list[Shape], list[Any]], list[Any]]:
+    def emit(em: Emitter, params: dict[str, Any], shapes: list[Shape], xs: list[Any]) -> list[Any]:
+        result = em.call_module(*xs)
+        return [em.call_function(operator.getitem, result, i) for i in range(count)]
+
+    return emit
+
+
+class BlockLibrary:
+    """A project's block definitions, by id (in palette order).
+
+    ``host_graphs`` returns the project's own graphs by label (``{"the model":
+    graph}``); the library adds its definitions' graphs, so a change reaches
+    every instance wherever it is.
+    """
+
+    def __init__(self) -> None:
+        self.defs: dict[str, BlockDef] = {}
+        self.host_graphs: Callable[[], dict[str, Graph]] = dict
+        self._listeners: list[Callable[[str, str], None]] = []
+
+    # ------------------------------------------------------------------ observers
+    def subscribe(self, listener: Callable[[str, str], None]) -> None:
+        """``listener(kind, block_id)``: kind is added, removed, changed."""
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[str, str], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, kind: str, block_id: str) -> None:
+        for listener in list(self._listeners):
+            listener(kind, block_id)
+
+    # ------------------------------------------------------------------ queries
+    def spec(self, type_id: str) -> LayerSpec | None:
+        block = self.defs.get(type_id)
+        return block.spec() if block is not None else None
+
+    def __contains__(self, block_id: object) -> bool:
+        return block_id in self.defs
+
+    def __iter__(self) -> Iterator[BlockDef]:
+        return iter(list(self.defs.values()))
+
+    def __len__(self) -> int:
+        return len(self.defs)
+
+    def graphs(self) -> dict[str, Graph]:
+        """Every graph that may hold instances, by a label for messages."""
+        out = dict(self.host_graphs())
+        out.update({f'block "{b.id}"': b.graph for b in self.defs.values()})
+        return out
+
+    def uses(self, block_id: str) -> list[tuple[str, Graph, Node]]:
+        """``(where, graph, node)`` for every instance of the block."""
+        return [(label, g, n) for label, g in self.graphs().items() for n in g if n.type == block_id]
+
+    def wired_ports(self, block_id: str, port: str, role: str) -> list[str]:
+        """Where an instance's port ``port`` is wired (``'"res1" in the model'``)."""
+        found = []
+        for label, g, n in self.uses(block_id):
+            edges = g.edges_into(n.id) if role == "input" else g.edges_from(n.id)
+            if any((e.dst_port if role == "input" else e.src_port) == port for e in edges):
+                found.append(f'"{n.name}" in {label}')
+        return found
+
+    def dependencies(self, block_id: str) -> set[str]:
+        """Blocks used inside ``block_id``, directly or through other blocks."""
+        seen: set[str] = set()
+        stack = [block_id]
+        while stack:
+            b = self.defs.get(stack.pop())
+            if b is None:
+                continue
+            for n in b.graph:
+                if n.type in self.defs and n.type not in seen:
+                    seen.add(n.type)
+                    stack.append(n.type)
+        return seen
+
+    def new_id(self, base: str) -> str:
+        """A free block id derived from ``base`` (a name typed by the user)."""
+        words = re.findall(r"[A-Za-z0-9]+", base)
+        ident = "".join(w[:1].upper() + w[1:] for w in words) or "Block"
+        if not ident[0].isalpha():
+            ident = f"Block{ident}"
+        if ident not in self.defs and ident not in REGISTRY:
+            return ident
+        stem = ident.rstrip("0123456789") or ident
+        i = 2
+        while f"{stem}{i}" in self.defs or f"{stem}{i}" in REGISTRY:
+            i += 1
+        return f"{stem}{i}"
+
+    def instance_prefix(self, block_id: str) -> str:
+        return default_name_prefix(block_id)
+
+    # ------------------------------------------------------------------ changes
+    def validate_id(self, block_id: str) -> None:
+        if not isinstance(block_id, str) or not IDENT.match(block_id):
+            raise BlockError(f"a block id must be an identifier (letters, digits, _), got {block_id!r}")
+        if block_id in REGISTRY:
+            raise BlockError(f'"{block_id}" is a layer type of the catalogue; choose another block id')
+        if block_id in self.defs:
+            raise BlockError(f'a block "{block_id}" already exists')
+
+    def add(self, block: BlockDef, index: int | None = None) -> None:
+        """Add a definition (its inside may use blocks already in the library).
+
+        Raises:
+            BlockError: bad or taken id, unknown nested block, bad exposed parameters.
+        """
+        self.validate_id(block.id)
+        if not isinstance(block.graph, BlockGraph) or block.graph.block_id != block.id:
+            raise BlockError(f'internal: the inside of "{block.id}" must be a BlockGraph for it')
+        block.graph.library = self
+        for n in block.graph:
+            n.library = self
+            if n.type not in REGISTRY and n.type not in self.defs:
+                raise UnknownLayerError(f'"{n.name}" in block "{block.id}" uses the unknown block "{n.type}"',
+                                        node=n.name)
+        _check_params(block, block.params)
+        block.library = self
+        items = list(self.defs.items())
+        items.insert(len(items) if index is None else index, (block.id, block))
+        self.defs = dict(items)
+        block.listener = self._on_inner_event(block)
+        block.graph.subscribe(block.listener)
+        block.invalidate()
+        self._emit("added", block.id)
+
+    def remove(self, block_id: str) -> tuple[int, BlockDef]:
+        """Remove an unused definition; returns its index and itself (for undo).
+
+        Raises:
+            BlockError: the block has instances.
+        """
+        block = self.defs.get(block_id)
+        if block is None:
+            raise BlockError(f'no block "{block_id}"')
+        used = self.uses(block_id)
+        if used:
+            label, _, node = used[0]
+            raise BlockError(f'the block "{block_id}" is used by "{node.name}" in {label}'
+                             + (f" and {len(used) - 1} more" if len(used) > 1 else ""))
+        index = list(self.defs).index(block_id)
+        del self.defs[block_id]
+        if block.listener is not None:
+            block.graph.unsubscribe(block.listener)
+            block.listener = None
+        block.library = None
+        self._emit("removed", block_id)
+        return index, block
+
+    def set_info(self, block_id: str, name: str | None = None, doc: str | None = None) -> tuple[str, str]:
+        """Change the display name and doc; returns the old ones."""
+        block = self._get(block_id)
+        if name is not None and not name.strip():
+            raise BlockError("a block name cannot be empty")
+        old = (block.name, block.doc)
+        block.name = name.strip() if name is not None else block.name
+        block.doc = doc if doc is not None else block.doc
+        self.changed(block_id)
+        return old
+
+    def set_params(self, block_id: str, params: Iterable[BlockParam]) -> list[tuple[Graph, str, dict[str, Any]]]:
+        """Replace the exposed parameters; instances keep the values of parameters that
+        stay (others take their defaults).  Returns the instances' old parameters, for
+        :meth:`restore_instance_params`.
+
+        Raises:
+            BlockError: a name or target is invalid, or another block exposes a
+                parameter that would disappear.
+        """
+        block = self._get(block_id)
+        params = tuple(params)
+        _check_params(block, params)
+        gone = {bp.name for bp in block.params} - {bp.name for bp in params}
+        for other in self.defs.values():
+            for bp in other.params:
+                for nid, key in bp.targets:
+                    node = other.graph.nodes.get(nid)
+                    if node is not None and node.type == block_id and key in gone:
+                        raise BlockError(f'block "{other.id}" exposes "{key}" of its "{node.name}" as "{bp.name}": '
+                                         "stop exposing it there first")
+        old_instances = [(g, n.id, dict(n.params)) for _, g, n in self.uses(block_id)]
+        block.params = params
+        block.invalidate()
+        decls = {bp.name: block.param_decl(bp) for bp in params}
+        for g, nid, old in old_instances:
+            values = {}
+            for pname, decl in decls.items():
+                try:
+                    values[pname] = decl.validate(old[pname]) if pname in old else decl.default
+                except ValueError:
+                    values[pname] = decl.default
+            g.reset_params(nid, values)
+        self.changed(block_id)
+        return old_instances
+
+    @staticmethod
+    def restore_instance_params(old: list[tuple[Graph, str, dict[str, Any]]]) -> None:
+        for g, nid, params in old:
+            if nid in g.nodes:
+                g.reset_params(nid, params)
+
+    def expose(self, block_id: str, node_id: str, key: str, name: str, doc: str = "") -> tuple[BlockParam, ...]:
+        """Expose ``key`` of an inner node as the block parameter ``name`` (a new one, or
+        another target of an existing one of the same kind).  Returns the old list."""
+        block = self._get(block_id)
+        old = block.params
+        existing = next((bp for bp in old if bp.name == name), None)
+        if existing is None:
+            new = (*old, BlockParam(name, ((node_id, key),), doc))
+        else:
+            new = tuple(dataclasses.replace(bp, targets=(*bp.targets, (node_id, key))) if bp is existing else bp
+                        for bp in old)
+        self.set_params(block_id, new)
+        return old
+
+    def unexpose(self, block_id: str, node_id: str, key: str) -> tuple[BlockParam, ...]:
+        """Stop exposing ``key`` of an inner node; returns the old list."""
+        block = self._get(block_id)
+        old = block.params
+        new = []
+        for bp in old:
+            targets = tuple(t for t in bp.targets if t != (node_id, key))
+            if targets:
+                new.append(dataclasses.replace(bp, targets=targets))
+        self.set_params(block_id, new)
+        return old
+
+    def changed(self, block_id: str) -> None:
+        """A definition changed: invalidate it and tell every graph holding instances."""
+        block = self.defs.get(block_id)
+        if block is None:
+            return
+        block.invalidate()
+        for g in self.graphs().values():
+            g.definition_changed(block_id)
+        self._emit("changed", block_id)
+
+    def _on_inner_event(self, block: BlockDef) -> Callable[[GraphEvent], None]:
+        def listener(event: GraphEvent) -> None:
+            if event.kind != "moved" and self.defs.get(block.id) is block:
+                self.changed(block.id)
+
+        return listener
+
+    def _get(self, block_id: str) -> BlockDef:
+        try:
+            return self.defs[block_id]
+        except KeyError:
+            raise BlockError(f'no block "{block_id}"') from None
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self, ids: Iterable[str] | None = None) -> dict[str, Any]:
+        """JSON form; with ``ids``, those blocks and every block they use (dependencies first)."""
+        if ids is None:
+            return {b.id: b.to_dict() for b in self.defs.values()}
+        wanted: set[str] = set()
+        for i in ids:
+            wanted |= {i} | self.dependencies(i)
+        return {b.id: b.to_dict() for b in self.defs.values() if b.id in wanted}
+
+
+def _check_params(block: BlockDef, params: tuple[BlockParam, ...]) -> None:
+    names: set[str] = set()
+    used: set[tuple[str, str]] = set()
+    for bp in params:
+        if not isinstance(bp.name, str) or not IDENT.match(bp.name):
+            raise BlockError(f"a block parameter name must be an identifier, got {bp.name!r}")
+        if bp.name in names:
+            raise BlockError(f'the block parameter "{bp.name}" is declared twice')
+        names.add(bp.name)
+        if not bp.targets:
+            raise BlockError(f'the block parameter "{bp.name}" sets nothing')
+        kinds = set()
+        for nid, key in bp.targets:
+            node = block.graph.nodes.get(nid)
+            if node is None:
+                raise BlockError(f'the block parameter "{bp.name}" targets no node with id {nid!r}')
+            if node.spec.role != "layer":
+                raise BlockError(f'the block parameter "{bp.name}" targets the {node.spec.role} "{node.name}": '
+                                 "its shape comes from the instance")
+            try:
+                decl = node.spec.param(key)
+            except KeyError:
+                raise BlockError(f'the block parameter "{bp.name}" targets "{node.name}", which has no '
+                                 f"parameter {key!r}") from None
+            if (nid, key) in used:
+                raise BlockError(f'"{node.name}".{key} is exposed twice')
+            used.add((nid, key))
+            kinds.add((decl.kind, getattr(decl, "length", None), getattr(decl, "choices", None)))
+        if len(kinds) > 1:
+            raise BlockError(f'the block parameter "{bp.name}" sets parameters of different kinds')
+
+
+# --------------------------------------------------------------------------- building blocks in Python
+
+
+def define_block(library: BlockLibrary, block_id: str, name: str, build: Callable[[Any], None],
+                 exposed: dict[str, list[tuple[str, str]]] | None = None, doc: str = "",
+                 param_docs: dict[str, str] | None = None) -> BlockDef:
+    """Build a block with a :class:`~workbench.builder.GraphBuilder` and add it.
+
+    Args:
+        build: called with a builder over the block's inside; use ``b.input`` /
+            ``b.output`` for its ports.
+        exposed: block parameter -> ``(inner node name, parameter)`` targets.
+    """
+    from .builder import GraphBuilder
+
+    graph = BlockGraph(library, block_id)
+    b = GraphBuilder(graph)
+    build(b)
+    b.auto_layout()
+    params = tuple(
+        BlockParam(pname, tuple((graph.by_name(n).id, k) for n, k in targets), (param_docs or {}).get(pname, ""))
+        for pname, targets in (exposed or {}).items()
+    )
+    block = BlockDef(block_id, name, graph, params, doc)
+    library.add(block)
+    return block
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def library_from_dict(doc: Any, path: str = "blocks", file: str | None = None) -> BlockLibrary:
+    """Validate and build a library from its JSON form, reporting problems by JSON path.
+
+    Blocks may use one another in any order in the file; a block that contains
+    itself (directly or through others) is refused.
+    """
+    from .project import _need, _type_name
+
+    lib = BlockLibrary()
+    _need(isinstance(doc, dict), path, f"expected an object of blocks by id, got {_type_name(doc)}", file)
+    uses: dict[str, list[str]] = {}
+    for bid, entry in doc.items():
+        at = f"{path}.{bid}"
+        _need(bool(IDENT.match(bid)), at, "a block id must be an identifier (letters, digits, _)", file)
+        _need(bid not in REGISTRY, at, f'"{bid}" is a layer type of the catalogue; choose another block id', file)
+        _need(isinstance(entry, dict), at, f"expected an object, got {_type_name(entry)}", file)
+        graph = entry.get("graph")
+        nodes = graph.get("nodes") if isinstance(graph, dict) else None
+        types = [n.get("type") for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+        uses[bid] = [t for t in types if isinstance(t, str) and t in doc and t not in REGISTRY]
+    for bid in _dependency_order(uses, path, file):
+        add_block_from_dict(lib, bid, doc[bid], f"{path}.{bid}", file)
+    return lib
+
+
+def add_block_from_dict(lib: BlockLibrary, bid: str, entry: Any, at: str = "block", file: str | None = None,
+                        index: int | None = None) -> BlockDef:
+    """Validate one block's JSON and add it to ``lib`` (the blocks it uses must be there).
+
+    Raises:
+        ProjectError: naming the JSON path of the first problem.
+    """
+    from .project import _need, _type_name, graph_from_dict
+
+    _need(isinstance(entry, dict), at, f"expected an object, got {_type_name(entry)}", file)
+    for key in entry:
+        _need(key in ("name", "doc", "params", "graph"), f"{at}.{key}", "unknown key (known: doc, graph, name, params)",
+              file)
+    try:
+        lib.validate_id(bid)
+    except BlockError as exc:
+        raise ProjectError(str(exc), at, file) from None
+    name = entry.get("name", bid)
+    _need(isinstance(name, str) and name.strip() != "", f"{at}.name", f"expected a non-empty string, got {name!r}",
+          file)
+    bdoc = entry.get("doc", "")
+    _need(isinstance(bdoc, str), f"{at}.doc", f"expected a string, got {_type_name(bdoc)}", file)
+    graph = graph_from_dict(entry.get("graph", {}), f"{at}.graph", file, into=BlockGraph(lib, bid))
+    raw = entry.get("params", [])
+    _need(isinstance(raw, list), f"{at}.params", f"expected a list, got {_type_name(raw)}", file)
+    params = []
+    for i, p in enumerate(raw):
+        pat = f"{at}.params[{i}]"
+        _need(isinstance(p, dict) and set(p) <= {"name", "doc", "targets"}, pat,
+              'expected {"name": ..., "doc": ..., "targets": [[node_id, parameter], ...]}', file)
+        targets = p.get("targets")
+        _need(isinstance(targets, list) and all(
+            isinstance(t, list) and len(t) == 2 and all(isinstance(v, str) for v in t) for t in targets),
+            f"{pat}.targets", f"expected a list of [node_id, parameter] pairs, got {targets!r}", file)
+        pdoc = p.get("doc", "")
+        _need(isinstance(pdoc, str), f"{pat}.doc", f"expected a string, got {_type_name(pdoc)}", file)
+        params.append(BlockParam(p.get("name"), tuple((t[0], t[1]) for t in targets), pdoc))  # type: ignore[arg-type]
+    block = BlockDef(bid, name.strip(), graph, params, bdoc)
+    try:
+        lib.add(block, index)
+    except GraphError as exc:
+        raise ProjectError(str(exc), f"{at}.params", file) from None
+    return block
+
+
+def _dependency_order(uses: dict[str, list[str]], path: str, file: str | None) -> list[str]:
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(bid: str, trail: list[str]) -> None:
+        if state.get(bid) == 2:
+            return
+        if state.get(bid) == 1:
+            loop = [*trail[trail.index(bid):], bid]
+            raise ProjectError(f"the block contains itself: {' -> '.join(loop)}", f"{path}.{loop[0]}.graph", file)
+        state[bid] = 1
+        for dep in uses[bid]:
+            visit(dep, [*trail, bid])
+        state[bid] = 2
+        order.append(bid)
+
+    for bid in uses:
+        visit(bid, [])
+    return order
+
+
+# --------------------------------------------------------------------------- copying between libraries
+
+
+def retyped(doc: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """A graph's JSON (or a block's) with the block types of its nodes renamed."""
+    if "graph" in doc and "nodes" not in doc:
+        return {**doc, "graph": retyped(doc["graph"], mapping)}
+    nodes = [{**n, "type": mapping.get(n["type"], n["type"])} for n in doc.get("nodes", [])]
+    return {**doc, "nodes": nodes}
+
+
+def plan_merge(source: BlockLibrary, ids: Iterable[str], target: BlockLibrary) -> tuple[dict[str, str], dict[str, Any]]:
+    """What copying ``ids`` (and the blocks they use) from ``source`` into ``target`` takes.
+
+    A block that ``target`` already holds with the same content (under its id or
+    another) is reused; one whose id is taken by a different block is copied
+    under a new id.  Returns the id mapping and the JSON of the blocks to add, in
+    the order to add them (:func:`add_block_from_dict`); nothing is changed yet.
+    """
+    mapping: dict[str, str] = {}
+    new: dict[str, Any] = {}
+    taken = set(target.defs)
+    existing = {bid: b.to_dict() for bid, b in target.defs.items()}
+    for bid, doc in source.to_dict(ids).items():  # dependencies come first
+        doc = retyped(doc, mapping)
+        same = [t for t, d in existing.items() if d == doc]
+        if same:
+            mapping[bid] = bid if bid in same else same[0]
+            continue
+        new_id = bid
+        if new_id in taken:
+            stem = bid.rstrip("0123456789") or bid
+            i = 2
+            while f"{stem}{i}" in taken or f"{stem}{i}" in REGISTRY:
+                i += 1
+            new_id = f"{stem}{i}"
+        taken.add(new_id)
+        existing[new_id] = doc
+        mapping[bid] = new_id
+        new[new_id] = doc
+    return mapping, new
