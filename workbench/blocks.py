@@ -21,10 +21,13 @@ parameter is exposed) is refused with the reason, like any other graph edit.
 from __future__ import annotations
 
 import dataclasses
+import json
 import operator
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CycleError, GraphError, ParamError, PortError, ProjectError, UnknownLayerError
@@ -751,3 +754,72 @@ def plan_merge(source: BlockLibrary, ids: Iterable[str], target: BlockLibrary) -
         mapping[bid] = new_id
         new[new_id] = doc
     return mapping, new
+
+
+# --------------------------------------------------------------------------- block files
+
+BLOCK_FORMAT = "neural-workbench-block"
+BLOCK_VERSION = 1
+
+
+def block_file_dict(library: BlockLibrary, block_id: str) -> dict[str, Any]:
+    """A block file: the block and every block it uses, so it opens anywhere."""
+    if block_id not in library.defs:
+        raise BlockError(f'no block "{block_id}"')
+    return {"format": BLOCK_FORMAT, "version": BLOCK_VERSION, "block": block_id,
+            "blocks": library.to_dict([block_id])}
+
+
+def save_block_file(library: BlockLibrary, block_id: str, path: str | os.PathLike[str]) -> Path:
+    """Write a block file atomically; returns its path."""
+    from .fileio import atomic_write_text
+
+    text = json.dumps(block_file_dict(library, block_id), indent=2, allow_nan=False) + "\n"
+    target = Path(path)
+    atomic_write_text(target, text)
+    return target
+
+
+def read_block_file(path: str | os.PathLike[str]) -> tuple[BlockLibrary, str]:
+    """Read and validate a block file; returns a library holding it and the block's id.
+
+    Raises:
+        ProjectError: with the file name and the JSON path of the first problem.
+    """
+    from .project import _need, parse_json
+
+    p = Path(path)
+    file = str(p)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ProjectError(f"cannot read the file: {exc.strerror or exc}", "", file) from None
+    except UnicodeDecodeError as exc:
+        raise ProjectError(f"not UTF-8 text (byte {exc.start})", "", file) from None
+    doc = parse_json(text, file)
+    _need(isinstance(doc, dict), "", "expected a JSON object at the top level", file)
+    _need(doc.get("format") == BLOCK_FORMAT, "format",
+          f"expected {BLOCK_FORMAT!r}, got {doc.get('format')!r} (is this a Neural Workbench block file?)", file)
+    version = doc.get("version")
+    _need(isinstance(version, int) and not isinstance(version, bool) and version >= 1, "version",
+          f"expected a positive int, got {version!r}", file)
+    _need(version <= BLOCK_VERSION, "version", f"this block file was written by a newer Neural Workbench (block "
+          f"format {version}); this version reads up to {BLOCK_VERSION}. Please upgrade.", file)
+    for key in doc:
+        _need(key in ("format", "version", "block", "blocks"), key, "unknown key (known: block, blocks, format, version)",
+              file)
+    lib = library_from_dict(doc.get("blocks"), "blocks", file)
+    block_id = doc.get("block")
+    _need(isinstance(block_id, str) and block_id in lib.defs, "block",
+          f"expected the id of one of the file's blocks, got {block_id!r}", file)
+    return lib, block_id  # type: ignore[return-value]
+
+
+def import_block_file(path: str | os.PathLike[str], library: BlockLibrary) -> tuple[str, list[str]]:
+    """Add a block file's block (and those it uses) to ``library``, reusing identical
+    blocks and renaming on id clashes.  Returns its id in ``library`` and the ids added."""
+    source, block_id = read_block_file(path)
+    mapping, new = plan_merge(source, [block_id], library)
+    for bid, doc in new.items():
+        add_block_from_dict(library, bid, doc, f"blocks.{bid}", str(path))
+    return mapping[block_id], list(new)

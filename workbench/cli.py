@@ -305,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load", required=True, metavar="FILE", help=".safetensors weights or training checkpoint")
     p.set_defaults(func=cmd_weights)
 
+    from .cli_blocks import add_parser as add_block_parser
+
+    add_block_parser(sub)
+
     p = sub.add_parser("devices", help="list the devices training can use")
     p.set_defaults(func=cmd_devices)
 

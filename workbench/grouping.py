@@ -139,11 +139,12 @@ class Grouping:
         self._records = g.records(self.node_ids)
         wanted = set(self.node_ids)
         self._removed = [e for e in g.sorted_edges() if e.src in wanted or e.dst in wanted]
+        index = min(r["index"] for r in self._records)  # where the first grouped node was in the node order
         lib.add(self.block)
         for nid in self.node_ids:
             g.remove_node(nid)
         name = self.instance_name or g.unique_name(lib.instance_prefix(self.block_id))
-        node = g.add_node(self.block_id, {}, name, self.position, node_id=self.instance_id)
+        node = g.add_node(self.block_id, {}, name, self.position, node_id=self.instance_id, index=index)
         self.instance_id, self.instance_name = node.id, node.name
         self._added = []
         for (src, port), in_name in zip(self.sources, self.in_ports, strict=True):
@@ -217,11 +218,12 @@ class Ungrouping:
         self._removed = [e for e in g.sorted_edges() if self.node_id in (e.src, e.dst)]
         feeds = {e.dst_port: (e.src, e.src_port) for e in self._removed if e.dst == node.id}
         reads = [e for e in self._removed if e.src == node.id]
+        index = self._record[0]["index"]  # the layers take the instance's place in the node order
         g.remove_node(self.node_id)
         first = not self.new_ids
-        for n in self.layers:
+        for k, n in enumerate(self.layers):
             added = g.add_node(n.type, n.params, self.names[n.id], self.positions[n.id],
-                               node_id=None if first else self.new_ids[n.id])
+                               node_id=None if first else self.new_ids[n.id], index=index + k)
             self.new_ids[n.id] = added.id
         inner = self.inner
         kind = {n.id: n.spec.role for n in inner}

@@ -16,6 +16,7 @@ from workbench.errors import ProjectError
 from workbench.project import VERSION, load_project, loads_project, project_from_dict, save_project
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+RESNET_DOC = json.loads((SAMPLES / "digits_resnet.json").read_text())
 
 
 @pytest.fixture
@@ -128,7 +129,8 @@ def _paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_projects_only_raise_located_project_errors(cnn_doc: dict[str, Any], data: st.DataObject) -> None:
-    doc = copy.deepcopy(cnn_doc)
+    # the CNN, and the ResNet whose residual blocks are reusable blocks (the "blocks" section)
+    doc = copy.deepcopy(data.draw(st.sampled_from([cnn_doc, RESNET_DOC])))
     for _ in range(data.draw(st.integers(1, 3))):
         paths = [p for p in _paths(doc) if p]
         path = data.draw(st.sampled_from(paths))
@@ -146,7 +148,7 @@ def test_mutated_projects_only_raise_located_project_errors(cnn_doc: dict[str, A
         assert str(exc)  # a message, and for graph problems a JSON path
         if exc.path:
             assert exc.path.split(".")[0].split("[")[0] in {
-                "format", "version", "name", "description", "graph", "data", "training", "weights",
+                "format", "version", "name", "description", "graph", "data", "training", "weights", "blocks",
             } or exc.path in doc
 
 
