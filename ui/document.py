@@ -4,6 +4,12 @@ Views never change the graph directly: they push commands (``ui.commands``) on
 ``undo_stack``; the commands call the graph's mutators; the graph's events keep
 the views in sync.  After every change ``changed`` fires once, with shapes
 already re-inferred for what the change touched.
+
+The canvas shows one graph of the project at a time (its *role*): the model
+(``"main"``), another graph such as a GAN's discriminator, or the inside of a
+block (``"block:<id>"``).  One undo stack serves them all; a command undone or
+redone on a graph that is not on the canvas first asks for that graph to be
+shown (``roleRequested``), so the user sees what changes.
 """
 
 from __future__ import annotations
@@ -17,13 +23,23 @@ from workbench.graph import Graph
 from workbench.project import Project
 from workbench.shapes import ShapeInference
 
+from .commands import register_focus
+
+BLOCK_ROLE = "block:"
+
+
+def block_role(block_id: str) -> str:
+    return f"{BLOCK_ROLE}{block_id}"
+
 
 class Document(QObject):
     """Signals:
     changed(set): after an edit, with the ids whose shape info was updated.
+    roleRequested(str): a command is about to change a graph that is not shown.
     """
 
     changed = Signal(object)
+    roleRequested = Signal(str)
 
     def __init__(self, project: Project | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -33,23 +49,55 @@ class Document(QObject):
         self.shapes.update()
         self.undo_stack = QUndoStack(self)
         self.undo_stack.indexChanged.connect(self._after_change)
+        register_focus(self.project.blocks, self._focus)
 
     @property
     def graph(self) -> Graph:
-        """The graph on the canvas: the model, or another role (a GAN's discriminator)."""
-        return self.project.graph if self.role == "main" else self.project.graphs[self.role]
+        """The graph on the canvas: the model, another role, or a block's inside."""
+        return self.graph_of(self.role)
+
+    def graph_of(self, role: str) -> Graph:
+        if role == "main":
+            return self.project.graph
+        if role.startswith(BLOCK_ROLE):
+            return self.project.blocks.defs[role[len(BLOCK_ROLE):]].graph
+        return self.project.graphs[role]
+
+    def has_role(self, role: str) -> bool:
+        try:
+            self.graph_of(role)
+        except KeyError:
+            return False
+        return True
 
     def roles(self) -> list[str]:
+        """The project's graphs (blocks are reached through their instances or the palette)."""
         return ["main", *self.project.graphs]
+
+    def role_of(self, graph: Graph) -> str | None:
+        for role in [*self.roles(), *(block_role(b) for b in self.project.blocks.defs)]:
+            if self.graph_of(role) is graph:
+                return role
+        return None
+
+    @property
+    def block_id(self) -> str | None:
+        """The block whose inside is on the canvas, if one is."""
+        return self.role[len(BLOCK_ROLE):] if self.role.startswith(BLOCK_ROLE) else None
 
     def set_role(self, role: str) -> None:
         """Show another of the project's graphs; shape inference follows it."""
-        if role != "main" and role not in self.project.graphs:
+        if not self.has_role(role):
             raise KeyError(role)
         self.shapes.close()
         self.role = role
         self.shapes = ShapeInference(self.graph)
         self.shapes.update()
+
+    def _focus(self, graph: Graph) -> None:
+        role = self.role_of(graph)
+        if role is not None and role != self.role:
+            self.roleRequested.emit(role)
 
     @property
     def path(self) -> Path | None:

@@ -18,18 +18,22 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QScrollArea,
     QUndoView,
+    QVBoxLayout,
     QWidget,
 )
 
 from workbench.errors import ProjectError
+from workbench.graph import Graph
 from workbench.project import Project, load_project, loads_project, save_project
 
+from .blocks_ui import BlockActions
 from .canvas.editor import CanvasEditor
 from .canvas.scene import GraphScene
 from .canvas.view import GraphView
 from .document import Document
-from .inspector import Inspector
+from .inspector import Inspector, Prompt, ask_text
 from .palette import Palette
 from .problems import ProblemsPanel
 from .runs_panel import RunsPanel
@@ -49,11 +53,14 @@ Asker = Callable[[str, str, QMessageBox.StandardButton], QMessageBox.StandardBut
 
 
 class MainWindow(QMainWindow):
-    """The editor window.  ``ask`` shows questions and errors (a QMessageBox by default)."""
+    """The editor window.  ``ask`` shows questions and errors (a QMessageBox by default);
+    ``prompt`` asks for a line of text (a QInputDialog by default)."""
 
-    def __init__(self, ask: Asker | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, ask: Asker | None = None, parent: QWidget | None = None, prompt: Prompt | None = None) -> None:
         super().__init__(parent)
         self.ask: Asker = ask or self._message_box
+        self.prompt: Prompt = prompt or (lambda title, label, default, choices: ask_text(self, title, label,
+                                                                                          default, choices))
         self.settings = QSettings()
         self.setWindowIcon(icon("app"))
         self._shown_once = False
@@ -62,7 +69,6 @@ class MainWindow(QMainWindow):
         self.doc = Document(Project())
         self.scene = GraphScene(self.doc)
         self.view = GraphView(self.scene)
-        self.setCentralWidget(self.view)
         self.editor = CanvasEditor(self.view, self)
         self.palette = Palette()
         self.inspector = Inspector()
@@ -77,6 +83,21 @@ class MainWindow(QMainWindow):
         self.history.setEmptyLabel("<opened>")
         self._make_docks()
         self._make_actions()
+        self.blocks = BlockActions(self)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.blocks.bar)
+        column.addWidget(self.view, 1)
+        central.setFocusProxy(self.view)  # keyboard focus starts on the canvas, not the bar or a dock
+        self.setCentralWidget(central)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self.blocks.show_canvas_menu)
+        self.palette.blockAction.connect(self.blocks.palette_action)
+        self.inspector.prompt = self.prompt
+        self.inspector.openBlock.connect(lambda nid: self.blocks.open_block(nid))
+        self.inspector.message.connect(self.show_message)
         self._make_menus()
         self._make_status_bar()
         self.palette.activated.connect(lambda layer: self.editor.add_layer(layer))
@@ -106,7 +127,13 @@ class MainWindow(QMainWindow):
         self.problems_dock = self._dock("Problems and summary", "problemsDock", self.problems,
                                         Qt.DockWidgetArea.BottomDockWidgetArea)
         self.history_dock = self._dock("History", "historyDock", self.history, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.training_dock = self._dock("Training", "trainingDock", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # the dashboard scrolls rather than forcing its full height on every bottom dock (they share one area)
+        training_scroll = QScrollArea()
+        training_scroll.setWidget(self.training)
+        training_scroll.setWidgetResizable(True)
+        training_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.training_dock = self._dock("Training", "trainingDock", training_scroll,
+                                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.runs_dock = self._dock("Runs", "runsDock", self.runs, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.setup_dock = self._dock("Data and training set-up", "setupDock", self.setup,
                                      Qt.DockWidgetArea.RightDockWidgetArea)
@@ -121,15 +148,22 @@ class MainWindow(QMainWindow):
         # sizes and current tabs are set once the layout exists (before that Qt leaves stray tab bars)
         if not self._shown_once:
             self._shown_once = True
+            self.view.setFocus(Qt.FocusReason.OtherFocusReason)
             if not self._layout_restored:
                 self.setup_dock.show()
                 self.tabifyDockWidget(self.inspector_dock, self.setup_dock)
             self.problems_dock.raise_()
             self.inspector_dock.raise_()
             if not self._layout_restored:
-                self.resizeDocks([self.palette_dock, self.inspector_dock], [240, 320], Qt.Orientation.Horizontal)
-                self.resizeDocks([self.problems_dock], [200], Qt.Orientation.Vertical)
+                self._default_dock_sizes()
+                # once more after the first layout pass: sizes set before it are only a hint
+                QTimer.singleShot(0, self._default_dock_sizes)
         super().showEvent(event)
+
+    def _default_dock_sizes(self) -> None:
+        """The first-run layout: a canvas about three times as tall as the bottom docks."""
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [240, 320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.problems_dock], [max(160, self.height() // 4)], Qt.Orientation.Vertical)
 
     def _action(self, text: str, slot: Callable[[], object], shortcut: QKeySequence | str | None = None,
                 icon_name: str | None = None, checkable: bool = False) -> QAction:
@@ -205,10 +239,14 @@ class MainWindow(QMainWindow):
         m.addAction("Export &ONNX…", self.export_onnx_dialog)
         m.addAction("Export &PyTorch Source…", self.export_python_dialog)
         m.addSeparator()
+        m.addAction(self.blocks.act_import)
+        m.addAction(self.blocks.act_export)
+        m.addSeparator()
         m.addAction(self.act_quit)
         m = mb.addMenu("&Edit")
         for a in (self.act_undo, self.act_redo, None, self.act_cut, self.act_copy, self.act_paste,
-                  self.act_duplicate, self.act_delete, None, self.act_select_all, self.act_rename):
+                  self.act_duplicate, self.act_delete, None, self.act_select_all, self.act_rename, None,
+                  *self.blocks.actions()):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&View")
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_grid, self.act_snap, None,
@@ -242,8 +280,9 @@ class MainWindow(QMainWindow):
         self.graph_combo = QComboBox()
         self.graph_combo.setToolTip("Which graph of the project is on the canvas (a GAN has two)")
         self.graph_combo.currentIndexChanged.connect(lambda _i: self.show_graph(self.graph_combo.currentData()))
+        self.graph_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.graph_label_action = tb.addWidget(QLabel(" Graph: "))
-        tb.addWidget(self.graph_combo)
+        self.graph_combo_action = tb.addWidget(self.graph_combo)  # a toolbar widget is shown through its action
         run_menu.addSeparator()
         run_menu.addAction("Add &Discriminator Graph (GAN)", self.add_discriminator)
 
@@ -256,10 +295,15 @@ class MainWindow(QMainWindow):
         self.zoom_label.setText("100%")
 
     # ------------------------------------------------------------------ document binding
-    def _bind_document(self) -> None:
+    def _bind_scene(self) -> None:
         self.scene.message.connect(self.show_message)
         self.scene.renameRequested.connect(self.editor.start_rename)
+        self.scene.openRequested.connect(self.blocks.open_block)
         self.scene.selectionChanged.connect(self._selection_changed)
+
+    def _bind_document(self) -> None:
+        self._bind_scene()
+        self.blocks.bind(self.doc)
         self.inspector.set_document(self.doc)
         self.problems.set_document(self.doc)
         self.setup.set_document(self.doc)
@@ -270,9 +314,12 @@ class MainWindow(QMainWindow):
         self._doc_changed()
 
     def show_graph(self, role: str) -> None:
-        """Put another graph of the project (the model or the discriminator) on the canvas."""
-        if role == self.doc.role:
+        """Put another graph of the project on the canvas: the model, the discriminator, or
+        the inside of a block (``block:<id>``)."""
+        if role == self.doc.role or not self.doc.has_role(role):
             return
+        if not role.startswith("block:"):
+            self.blocks.trail = []
         old_scene = self.scene
         old_scene.detach()
         self.doc.set_role(role)
@@ -280,14 +327,13 @@ class MainWindow(QMainWindow):
         self.scene.snap_to_grid = self.act_snap.isChecked()
         self.scene.show_grid = self.act_grid.isChecked()
         self.view.setScene(self.scene)
-        self.scene.message.connect(self.show_message)
-        self.scene.renameRequested.connect(self.editor.start_rename)
-        self.scene.selectionChanged.connect(self._selection_changed)
+        self._bind_scene()
         self.inspector.show_nodes([])
         self.doc.refresh()
         self.view.fit()
         old_scene.deleteLater()
         self._sync_graph_combo()
+        self.blocks.update_bar()
 
     def add_discriminator(self) -> None:
         """Give the project a discriminator graph (for the adversarial task), one undo step."""
@@ -298,11 +344,14 @@ class MainWindow(QMainWindow):
     def _sync_graph_combo(self) -> None:
         self.graph_combo.blockSignals(True)
         self.graph_combo.clear()
-        for role in self.doc.roles():
-            self.graph_combo.addItem("Model" if role == "main" else role.capitalize(), role)
+        roles = self.doc.roles() + ([self.doc.role] if self.doc.block_id is not None else [])
+        for role in roles:
+            title = self.blocks.role_title(role)
+            self.graph_combo.addItem(f"Block: {title}" if role.startswith("block:") else title, role)
         self.graph_combo.setCurrentIndex(max(0, self.graph_combo.findData(self.doc.role)))
-        self.graph_combo.setVisible(len(self.doc.roles()) > 1)
-        self.graph_label_action.setVisible(len(self.doc.roles()) > 1)
+        for a in (self.graph_combo_action, self.graph_label_action):
+            a.setVisible(len(roles) > 1)
+        self.graph_combo.setVisible(len(roles) > 1)  # at once (the toolbar applies its actions' visibility later)
         self.graph_combo.blockSignals(False)
 
     def set_document(self, doc: Document) -> None:
@@ -326,7 +375,8 @@ class MainWindow(QMainWindow):
         old_scene.deleteLater()
 
     def _doc_changed(self, _ids: object = None) -> None:
-        self.params_label.setText(f"{self.doc.shapes.total_params():,} parameters")
+        where = " in this block (for its example input)" if self.doc.block_id is not None else ""
+        self.params_label.setText(f"{self.doc.shapes.total_params():,} parameters{where}")
         self._update_title()
 
     def _update_title(self) -> None:
@@ -669,7 +719,7 @@ class AddGraphCommand(QUndoCommand):
         super().__init__(f"Add {role} graph")
         from workbench.builder import GraphBuilder
 
-        b = GraphBuilder()
+        b = GraphBuilder(Graph(window.doc.project.blocks))
         b.output(b.input((1, 8, 8), name="image"), name="logit")
         self.window, self.role, self.graph = window, role, b.auto_layout()
 

@@ -499,30 +499,35 @@ class BlockLibrary:
             if nid in g.nodes:
                 g.reset_params(nid, params)
 
-    def expose(self, block_id: str, node_id: str, key: str, name: str, doc: str = "") -> tuple[BlockParam, ...]:
-        """Expose ``key`` of an inner node as the block parameter ``name`` (a new one, or
-        another target of an existing one of the same kind).  Returns the old list."""
-        block = self._get(block_id)
-        old = block.params
+    def with_exposed(self, block_id: str, node_id: str, key: str, name: str, doc: str = "") -> tuple[BlockParam, ...]:
+        """The exposed parameters after exposing ``key`` of an inner node as ``name`` (a new
+        parameter, or another target of an existing one of the same kind); nothing changes."""
+        old = self._get(block_id).params
         existing = next((bp for bp in old if bp.name == name), None)
         if existing is None:
-            new = (*old, BlockParam(name, ((node_id, key),), doc))
-        else:
-            new = tuple(dataclasses.replace(bp, targets=(*bp.targets, (node_id, key))) if bp is existing else bp
-                        for bp in old)
-        self.set_params(block_id, new)
+            return (*old, BlockParam(name, ((node_id, key),), doc))
+        return tuple(dataclasses.replace(bp, targets=(*bp.targets, (node_id, key))) if bp is existing else bp
+                     for bp in old)
+
+    def without_exposed(self, block_id: str, node_id: str, key: str) -> tuple[BlockParam, ...]:
+        """The exposed parameters after no longer exposing ``key`` of an inner node."""
+        new = []
+        for bp in self._get(block_id).params:
+            targets = tuple(t for t in bp.targets if t != (node_id, key))
+            if targets:
+                new.append(dataclasses.replace(bp, targets=targets))
+        return tuple(new)
+
+    def expose(self, block_id: str, node_id: str, key: str, name: str, doc: str = "") -> tuple[BlockParam, ...]:
+        """Expose ``key`` of an inner node as the block parameter ``name``; returns the old list."""
+        old = self._get(block_id).params
+        self.set_params(block_id, self.with_exposed(block_id, node_id, key, name, doc))
         return old
 
     def unexpose(self, block_id: str, node_id: str, key: str) -> tuple[BlockParam, ...]:
         """Stop exposing ``key`` of an inner node; returns the old list."""
-        block = self._get(block_id)
-        old = block.params
-        new = []
-        for bp in old:
-            targets = tuple(t for t in bp.targets if t != (node_id, key))
-            if targets:
-                new.append(dataclasses.replace(bp, targets=targets))
-        self.set_params(block_id, new)
+        old = self._get(block_id).params
+        self.set_params(block_id, self.without_exposed(block_id, node_id, key))
         return old
 
     def changed(self, block_id: str) -> None:
@@ -718,10 +723,15 @@ def _dependency_order(uses: dict[str, list[str]], path: str, file: str | None) -
 
 def retyped(doc: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     """A graph's JSON (or a block's) with the block types of its nodes renamed."""
+    if not mapping or not isinstance(doc, dict):
+        return doc
     if "graph" in doc and "nodes" not in doc:
         return {**doc, "graph": retyped(doc["graph"], mapping)}
-    nodes = [{**n, "type": mapping.get(n["type"], n["type"])} for n in doc.get("nodes", [])]
-    return {**doc, "nodes": nodes}
+    nodes = doc.get("nodes")
+    if not isinstance(nodes, list):
+        return doc  # not valid; graph_from_dict says where
+    return {**doc, "nodes": [{**n, "type": mapping.get(n["type"], n["type"])}
+                             if isinstance(n, dict) and isinstance(n.get("type"), str) else n for n in nodes]}
 
 
 def plan_merge(source: BlockLibrary, ids: Iterable[str], target: BlockLibrary) -> tuple[dict[str, str], dict[str, Any]]:

@@ -9,6 +9,7 @@ project never depends on this module's version of a block.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
 
 from .blocks import BlockLibrary, add_block_from_dict, define_block, plan_merge
 from .builder import GraphBuilder, Port
@@ -117,10 +118,16 @@ def ready_library() -> BlockLibrary:
     return lib
 
 
+@cache
+def ready_catalogue() -> BlockLibrary:
+    """One shared library of the ready blocks, to read from (never change it)."""
+    return ready_library()
+
+
 def add_ready(library: BlockLibrary, ids: Iterable[str], source: BlockLibrary | None = None) -> dict[str, str]:
     """Copy ready blocks into a project's library (reusing identical ones); returns
     ready id -> id in the project."""
-    mapping, new = plan_merge(source or ready_library(), ids, library)
+    mapping, new = plan_merge(source or ready_catalogue(), ids, library)
     for bid, doc in new.items():
         add_block_from_dict(library, bid, doc, f"block {bid}")
     return mapping

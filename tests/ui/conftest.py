@@ -41,14 +41,32 @@ def asker() -> Asker:
     return Asker()
 
 
+class Prompter:
+    """Stands in for text prompts: records them, answers from a script (default: the default)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, str, list[str]]] = []
+        self.answers: list[str | None] = []
+
+    def __call__(self, title: str, label: str, default: str, choices: list[str]) -> str | None:
+        self.asked.append((title, label, default, choices))
+        return self.answers.pop(0) if self.answers else default
+
+
 @pytest.fixture
-def window(qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, asker: Asker) -> Iterator[MainWindow]:
+def prompter() -> Prompter:
+    return Prompter()
+
+
+@pytest.fixture
+def window(qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, asker: Asker,
+           prompter: Prompter) -> Iterator[MainWindow]:
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     QApplication.setOrganizationName("NeuralWorkbenchTests")
     QApplication.setApplicationName("tests")
     monkeypatch.setattr(MainWindow, "recovery_dir", staticmethod(lambda: tmp_path / "recovery"))
-    w = MainWindow(ask=asker)
+    w = MainWindow(ask=asker, prompt=prompter)
     qtbot.addWidget(w)
     w.resize(1300, 850)
     w.show()

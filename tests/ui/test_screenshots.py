@@ -22,7 +22,7 @@ def test_main_window_renders_a_sample(window, qtbot) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     sample = next(s for s in SAMPLES if "resnet" in s.name)
     assert window.open_path(sample)
-    window.scene.select_nodes([window.doc.graph.by_name("block1_conv1").id])
+    window.scene.select_nodes([window.doc.graph.by_name("block1").id])
     qtbot.wait(50)
     shots = {
         "main_window": window,

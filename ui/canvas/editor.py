@@ -1,5 +1,6 @@
 """Editing gestures on the canvas that are more than one mouse event: adding a
-layer, delete, clipboard, duplicate, rename in place, auto-layout."""
+layer or block, delete, clipboard, duplicate, rename in place, group and
+ungroup, auto-layout."""
 
 from __future__ import annotations
 
@@ -9,19 +10,33 @@ from PySide6.QtCore import QMimeData, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLineEdit
 
+from workbench.blocks import library_from_dict, plan_merge, retyped
 from workbench.errors import ProjectError, WorkbenchError
 from workbench.graph import Edge
-from workbench.layers import REGISTRY
+from workbench.grouping import Grouping, Ungrouping
 from workbench.layout import auto_layout
 from workbench.project import graph_from_dict, parse_json
+from workbench.ready_blocks import ready_catalogue
 
-from ..commands import AddNodeCommand, ConnectCommand, MoveNodesCommand, PasteCommand, RemoveNodesCommand, RenameCommand
+from ..commands import (
+    AddBlocksCommand,
+    AddNodeCommand,
+    ConnectCommand,
+    GroupCommand,
+    MoveNodesCommand,
+    PasteCommand,
+    RemoveNodesCommand,
+    RenameCommand,
+    UngroupCommand,
+)
 from ..document import Document
 from .items import NODE_H, NODE_W
 from .scene import GRID, GraphScene
 from .view import GraphView
 
 GRAPH_MIME = "application/x-neural-workbench-graph"
+READY_PREFIX = "ready:"
+"""Palette entries of ready blocks carry ``ready:<id>``: placing one copies the block into the project."""
 
 
 class CanvasEditor(QObject):
@@ -44,12 +59,30 @@ class CanvasEditor(QObject):
         return self.scene.doc
 
     # ------------------------------------------------------------------ add
-    def add_layer(self, type_id: str, pos: QPointF | None = None, connect: bool = True) -> str:
-        """Add a layer at ``pos`` (default: the view's centre); with ``connect``, wire it
-        after the single selected node when both have a port for it.  Returns the new id."""
+    def add_layer(self, type_id: str, pos: QPointF | None = None, connect: bool = True) -> str | None:
+        """Add a layer or block at ``pos`` (default: the view's centre); with ``connect``, wire
+        it after the single selected node when both have a port for it.  A ready block
+        (``ready:<id>``) is first copied into the project, in the same undo step.
+        Returns the new id (None when the block cannot go here)."""
         g = self.doc.graph
-        spec = REGISTRY[type_id]
+        stack = self.doc.undo_stack
+        blocks = {}
+        if type_id.startswith(READY_PREFIX):
+            ready = type_id[len(READY_PREFIX):]
+            mapping, blocks = plan_merge(ready_catalogue(), [ready], self.doc.project.blocks)
+            type_id, name = mapping[ready], ready_catalogue().defs[ready].name
+        else:
+            name = g.spec_of(type_id).name
+            try:
+                g.check_add(type_id)
+            except WorkbenchError as exc:
+                self.message.emit(f"Cannot add {name}: {exc}")
+                return None
         selected = self.scene.selected_node_ids()
+        stack.beginMacro(f"Add {name}")
+        if blocks:
+            stack.push(AddBlocksCommand(self.doc.project.blocks, blocks, f"Add block {name}"))
+        spec = g.spec_of(type_id)
         after = None
         if connect and len(selected) == 1 and spec.input_ports(spec.defaults()):
             prev = g.nodes[selected[0]]
@@ -61,20 +94,15 @@ class CanvasEditor(QObject):
             else:
                 pos = self.view.visible_center() - QPointF(NODE_W / 2, NODE_H / 2)
         pos = self.scene.snap(pos)
-        stack = self.doc.undo_stack
         add = AddNodeCommand(g, type_id, (pos.x(), pos.y()))
-        if after is None:
-            stack.push(add)
-        else:
-            stack.beginMacro(add.text())
-            stack.push(add)
-            assert add.node_id is not None
+        stack.push(add)
+        assert add.node_id is not None
+        if after is not None:
             port = g.nodes[add.node_id].input_ports[0]
             reason = g.can_connect(after.id, after.output_ports[0], add.node_id, port)
             if reason is None:
                 stack.push(ConnectCommand(g, Edge(after.id, after.output_ports[0], add.node_id, port)))
-            stack.endMacro()
-        assert add.node_id is not None
+        stack.endMacro()
         self.scene.select_nodes([add.node_id])
         self.view.update_scene_rect()
         self.message.emit(f"Added {g.nodes[add.node_id].name}")
@@ -83,6 +111,10 @@ class CanvasEditor(QObject):
     # ------------------------------------------------------------------ delete
     def delete_selection(self) -> None:
         nodes, edges = self.scene.selected_node_ids(), self.scene.selected_edges()
+        reason = self.doc.graph.can_remove(nodes)
+        if reason:
+            self.message.emit(f"Cannot delete: {reason}")
+            return
         if nodes or edges:
             self.doc.undo_stack.push(RemoveNodesCommand(self.doc.graph, nodes, edges))
 
@@ -91,7 +123,12 @@ class CanvasEditor(QObject):
         ids = self.scene.selected_node_ids()
         if not ids:
             return None
-        return json.dumps({"neural-workbench-fragment": 1, "graph": self.doc.graph.to_dict(ids)})
+        g = self.doc.graph
+        doc = {"neural-workbench-fragment": 1, "graph": g.to_dict(ids)}
+        used = sorted({g.nodes[i].type for i in ids if g.nodes[i].is_block})
+        if used:  # the blocks travel with their instances (into another project, too)
+            doc["blocks"] = self.doc.project.blocks.to_dict(used)
+        return json.dumps(doc)
 
     def copy(self) -> bool:
         text = self.selection_json()
@@ -118,18 +155,31 @@ class CanvasEditor(QObject):
             if mime is None:
                 return []
             text = bytes(mime.data(GRAPH_MIME).data()).decode("utf-8") if mime.hasFormat(GRAPH_MIME) else mime.text()
+        lib = self.doc.project.blocks
         try:
             doc = parse_json(text, "clipboard")
             if not isinstance(doc, dict) or "graph" not in doc:
                 raise ProjectError("the clipboard holds no Neural Workbench nodes", "", "clipboard")
-            fragment = graph_from_dict(doc["graph"], "graph", "clipboard")
+            carried = library_from_dict(doc.get("blocks", {}), "blocks", "clipboard")
+            mapping, new_blocks = plan_merge(carried, list(carried.defs), lib)
+            graph_doc = retyped(doc["graph"], mapping) if isinstance(doc["graph"], dict) else doc["graph"]
+            staged = library_from_dict({**lib.to_dict(), **new_blocks}, "blocks", "clipboard")
+            fragment = graph_from_dict(graph_doc, "graph", "clipboard", library=staged)
+            for n in fragment:
+                self.doc.graph.check_add(n.type)
         except WorkbenchError as exc:
             self.message.emit(f"Cannot paste: {exc}")
             return []
         if not len(fragment):
             return []
+        stack = self.doc.undo_stack
+        stack.beginMacro(label)
+        if new_blocks:
+            stack.push(AddBlocksCommand(lib, new_blocks, f"Add {len(new_blocks)} block(s)"))
+        fragment = graph_from_dict(graph_doc, "graph", "clipboard", library=lib)
         cmd = PasteCommand(self.doc.graph, fragment, (offset, offset), label)
-        self.doc.undo_stack.push(cmd)
+        stack.push(cmd)
+        stack.endMacro()
         self.scene.select_nodes(cmd.new_ids)
         self.view.update_scene_rect()
         return cmd.new_ids
@@ -179,6 +229,43 @@ class CanvasEditor(QObject):
         edit.editingFinished.connect(finish)
         self._rename_edit = edit
         return edit
+
+    # ------------------------------------------------------------------ blocks
+    def group_selection(self, name: str) -> str | None:
+        """Group the selected nodes into a new block named ``name``; returns the block node's id."""
+        try:
+            change = Grouping(self.doc.graph, self.scene.selected_node_ids(), name, shapes=self.doc.shapes)
+        except WorkbenchError as exc:
+            self.message.emit(f"Cannot group: {exc}")
+            return None
+        cmd = GroupCommand(change)
+        self.doc.undo_stack.push(cmd)
+        self.scene.select_nodes([cmd.node_id] if cmd.node_id else [])
+        self.message.emit(f"Grouped {len(change.node_ids)} nodes into {change.block.name} "
+                          "(double-click it to open it)")
+        return cmd.node_id
+
+    def ungroup_selection(self) -> list[str]:
+        """Replace each selected block node by the layers inside it (one undo step)."""
+        g = self.doc.graph
+        blocks = [nid for nid in self.scene.selected_node_ids() if g.nodes[nid].is_block]
+        if not blocks:
+            self.message.emit("Select a block node to ungroup")
+            return []
+        stack = self.doc.undo_stack
+        new: list[str] = []
+        stack.beginMacro(f"Ungroup {g.nodes[blocks[0]].name}" if len(blocks) == 1 else f"Ungroup {len(blocks)} blocks")
+        try:
+            for nid in blocks:
+                cmd = UngroupCommand(Ungrouping(g, nid))
+                stack.push(cmd)
+                new += list(cmd.change.new_ids.values())
+        except WorkbenchError as exc:
+            self.message.emit(f"Cannot ungroup: {exc}")
+        finally:
+            stack.endMacro()
+        self.scene.select_nodes(new)
+        return new
 
     # ------------------------------------------------------------------ layout
     def auto_layout(self, direction: str = "TB") -> None:

@@ -66,9 +66,10 @@ class NodeItem(QGraphicsItem):
     """One layer node: name, type and key parameters, output shape and parameter count."""
 
     def __init__(self, node_id: str, category: str, colors: CanvasColors,
-                 inputs: tuple[str, ...], outputs: tuple[str, ...]) -> None:
+                 inputs: tuple[str, ...], outputs: tuple[str, ...], is_block: bool = False) -> None:
         super().__init__()
         self.node_id = node_id
+        self.is_block = is_block
         self.colors = colors
         self.accent = QColor(CATEGORY_COLORS.get(category, "#607d8b"))
         self.title = ""
@@ -118,13 +119,18 @@ class NodeItem(QGraphicsItem):
         self.setToolTip(tooltip)
 
     def boundingRect(self) -> QRectF:
-        return QRectF(-3, -3, NODE_W + 6, NODE_H + 6)
+        extra = 5 if self.is_block else 0
+        return QRectF(-3, -3, NODE_W + 6 + extra, NODE_H + 6 + extra)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         c = self.colors
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         rect = QRectF(0, 0, NODE_W, NODE_H)
         border = c.error if self.status == "error" else (c.selection if self.isSelected() else c.node_border)
+        if self.is_block:  # a block looks like a stack of cards: one node with more inside
+            painter.setPen(QPen(c.node_border, 1.2))
+            painter.setBrush(c.node)
+            painter.drawRoundedRect(rect.translated(5, 5), 8, 8)
         painter.setPen(QPen(border, 2.4 if (self.isSelected() or self.status == "error") else 1.2))
         painter.setBrush(c.node)
         painter.drawRoundedRect(rect, 8, 8)
@@ -152,6 +158,10 @@ class NodeItem(QGraphicsItem):
         painter.setPen(c.subtext)
         painter.drawText(QRectF(NODE_W - 70, 40, 62, 16), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                          self.params_text)
+        if self.is_block:
+            painter.setPen(self.accent)
+            painter.drawText(QRectF(NODE_W - 70, 5, 62, 18), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                             "BLOCK")
         f.setPointSizeF(7.0)
         painter.setFont(f)
         for ports, y in ((self.inputs, 8.0), (self.outputs, NODE_H - 18)):
@@ -169,7 +179,7 @@ class NodeItem(QGraphicsItem):
 
     def mouseDoubleClickEvent(self, event: Any) -> None:
         scene: GraphScene = self.scene()  # type: ignore[assignment]
-        scene.renameRequested.emit(self.node_id)
+        (scene.openRequested if self.is_block else scene.renameRequested).emit(self.node_id)
         event.accept()
 
 

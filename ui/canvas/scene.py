@@ -34,10 +34,12 @@ class GraphScene(QGraphicsScene):
     """Signals:
     message(str): a status-bar message (e.g. why a connection was refused).
     renameRequested(str): the user asked to rename a node (double-click).
+    openRequested(str): the user asked to open a block node (double-click on it).
     """
 
     message = Signal(str)
     renameRequested = Signal(str)
+    openRequested = Signal(str)
 
     def __init__(self, document: Document, parent: Any = None) -> None:
         super().__init__(parent)
@@ -67,7 +69,7 @@ class GraphScene(QGraphicsScene):
     # ------------------------------------------------------------------ mirroring
     def _add_node_item(self, node_id: str) -> NodeItem:
         node = self.doc.graph.nodes[node_id]
-        item = NodeItem(node_id, node.spec.category, self.colors, node.input_ports, node.output_ports)
+        item = NodeItem(node_id, node.spec.category, self.colors, node.input_ports, node.output_ports, node.is_block)
         item.setPos(QPointF(*node.position))
         self.addItem(item)
         self.nodes[node_id] = item
@@ -101,7 +103,7 @@ class GraphScene(QGraphicsScene):
             pos = QPointF(*self.doc.graph.nodes[ev.node].position)  # type: ignore[index]
             if item.pos() != pos:
                 item.setPos(pos)
-        elif ev.kind == "params_changed":
+        elif ev.kind in ("params_changed", "definition_changed"):  # a block's ports follow its definition
             node = self.doc.graph.nodes[ev.node]  # type: ignore[index]
             self.nodes[node.id].set_ports(node.input_ports, node.output_ports)
 
@@ -121,6 +123,8 @@ class GraphScene(QGraphicsScene):
             else:
                 shape_text = "error" if info.status == "error" else "?"
             tooltip = f"<b>{node.name}</b> ({spec.name})<br>{spec.doc}"
+            if node.is_block:
+                tooltip += "<br><i>Double-click to open the block.</i>"
             if info.error:
                 tooltip += f"<br><span style='color:#d32f2f'>{info.error}</span>"
             item.set_info(node.name, subtitle, shape_text, format_count(info.params) if info.params else "",
