@@ -19,6 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from workbench.errors import ShapeError
 from workbench.graph import Graph
 from workbench.project import Project
 from workbench.shapes import ShapeInference
@@ -93,6 +94,20 @@ class Document(QObject):
         self.role = role
         self.shapes = ShapeInference(self.graph)
         self.shapes.update()
+
+    def errors(self, roles: list[str] | None = None) -> list[ShapeError]:
+        """Located errors of the project's graphs (default: the model and the other roles,
+        whichever is on the canvas), each prefixed with its graph when it is not the model."""
+        from workbench.shapes import infer
+
+        found: list[ShapeError] = []
+        for role in roles or self.roles():
+            graph = self.graph_of(role)
+            errors = self.shapes.errors() if graph is self.graph else infer(graph).errors()
+            if role != "main":
+                errors = [type(e)(f"{role}: {e}", e.node, e.node_id, e.param) for e in errors]
+            found += errors
+        return found
 
     def _focus(self, graph: Graph) -> None:
         role = self.role_of(graph)

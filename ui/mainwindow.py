@@ -618,7 +618,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ export and import
     def _export_ready(self) -> bool:
-        errors = self.doc.shapes.errors()
+        errors = self.doc.errors(["main"])  # the model is exported, whichever graph is on the canvas
         if errors:
             self.ask("Cannot export", f"Fix the graph first: {errors[0]}", QMessageBox.StandardButton.Ok)
             return False

@@ -183,12 +183,7 @@ class TrainingPanel(QWidget):
         """Start a run of the current project in a worker process."""
         if self.doc is None or self.running:
             return False
-        from workbench.shapes import infer
-
-        errors = list(self.doc.shapes.errors())
-        for role, graph in self.doc.project.graphs.items():  # the other graphs count too (a GAN's discriminator)
-            if graph is not self.doc.graph:
-                errors += [type(e)(f"{role}: {e}", e.node, e.node_id) for e in infer(graph).errors()]
+        errors = self.doc.errors()  # every graph counts (a GAN's discriminator), whichever is on the canvas
         if errors:
             self.status.setText(f"Fix the graph first: {errors[0]}")
             return False

@@ -220,3 +220,17 @@ def test_screenshot_of_a_block_open_for_editing(window, qtbot) -> None:
     path = OUT / "block_editing.png"
     assert window.grab().save(str(path))
     assert distinct_colours(QImage(str(path))) > 12
+
+
+def test_train_and_export_check_the_model_while_a_block_is_open(window) -> None:
+    assert window.open_path(RESNET)
+    window.blocks.open_definition("ResBlock")
+    inner = window.doc.graph
+    click(window, inner.by_name("conv2").id)
+    window.inspector.editors["groups"].widget.setValue(64)  # fine for the 64-channel example input...
+    assert inner.by_name("conv2").params["groups"] == 64
+    assert window.doc.shapes.errors() == []
+    assert not window.training.start()  # ...not for the model's 32 channels, and the model is what trains
+    assert 'Fix the graph first: ResNet basic block "block1": inside the block' in window.training.status.text()
+    assert not window._export_ready()
+    assert window.ask.asked[-1][0] == "Cannot export"
