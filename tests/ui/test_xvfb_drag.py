@@ -42,13 +42,17 @@ def xvfb_display():
 
 
 @pytest.mark.xvfb
-def test_real_drag_from_palette_to_canvas(xvfb_display: str) -> None:
+@pytest.mark.parametrize(("entry", "node_type"), [("Conv2d", "Conv2d"), ("ready:ResBlock", "ResBlock")])
+def test_real_drag_from_palette_to_canvas(xvfb_display: str, entry: str, node_type: str) -> None:
     env = {**os.environ, "DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, str(SCRIPT), entry, node_type], env=env, capture_output=True, text=True,
+                       timeout=120)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     assert lines, f"no result; stdout={r.stdout[-2000:]} stderr={r.stderr[-2000:]}"
     result = json.loads(lines[-1][len("RESULT "):])
-    assert result["nodes"] == ["Conv2d"], result
+    assert result["nodes"] == [node_type], result
+    # a ready block is copied into the project by the drop
+    assert result["blocks"] == ([] if entry == node_type else [node_type]), result
     # the node is centred near the drop point (within a grid step or two)
     (x, y), (dx, dy) = result["position"], result["drop_scene"]
     assert abs(x + 95 - dx) <= 30 and abs(y + 33 - dy) <= 30, result

@@ -34,8 +34,11 @@ for _ in range(20):
     app.processEvents()
     QTest.qWait(50)
 
+# argv: the palette entry to drag and the node type expected on the canvas (a ready block lands as its block)
+entry = sys.argv[1] if len(sys.argv) > 1 else "Conv2d"
+expected = sys.argv[2] if len(sys.argv) > 2 else entry
 tree = w.palette.tree
-item = w.palette.items["Conv2d"]
+item = w.palette.items[entry]
 tree.scrollToItem(item)
 app.processEvents()
 start = tree.viewport().mapToGlobal(tree.visualItemRect(item).center())
@@ -51,9 +54,10 @@ def finish() -> None:
         result["position"] = node.position
         result["drop_scene"] = [w.view.mapToScene(target_local).x(), w.view.mapToScene(target_local).y()]
     result["driver"] = driver
+    result["blocks"] = list(w.doc.project.blocks.defs)
     print("RESULT " + json.dumps(result), flush=True)
     w.doc.undo_stack.setClean()
-    app.exit(0 if result["nodes"] == ["Conv2d"] else 1)
+    app.exit(0 if result["nodes"] == [expected] else 1)
 
 
 xdotool = shutil.which("xdotool")
