@@ -46,6 +46,7 @@ class Document(QObject):
         super().__init__(parent)
         self.project = project or Project()
         self.role = "main"
+        self._shown = self.project.graph
         self.shapes = ShapeInference(self.project.graph)
         self.shapes.update()
         self.undo_stack = QUndoStack(self)
@@ -54,8 +55,9 @@ class Document(QObject):
 
     @property
     def graph(self) -> Graph:
-        """The graph on the canvas: the model, another role, or a block's inside."""
-        return self.graph_of(self.role)
+        """The graph on the canvas: the model, another role, or a block's inside (the same
+        object until :meth:`set_role`, even if an undo just removed that block)."""
+        return self._shown
 
     def graph_of(self, role: str) -> Graph:
         if role == "main":
@@ -92,6 +94,7 @@ class Document(QObject):
             raise KeyError(role)
         self.shapes.close()
         self.role = role
+        self._shown = self.graph_of(role)
         self.shapes = ShapeInference(self.graph)
         self.shapes.update()
 

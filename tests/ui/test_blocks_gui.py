@@ -234,3 +234,15 @@ def test_train_and_export_check_the_model_while_a_block_is_open(window) -> None:
     assert 'Fix the graph first: ResNet basic block "block1": inside the block' in window.training.status.text()
     assert not window._export_ready()
     assert window.ask.asked[-1][0] == "Cannot export"
+
+
+def test_undoing_the_import_of_the_open_block_goes_back_to_the_model(window, qtbot, tmp_path: Path) -> None:
+    assert window.open_path(CNN)
+    save_block_file(load_project(RESNET).blocks, "ResBlock", tmp_path / "b.json")
+    window.blocks.import_block(tmp_path / "b.json")
+    window.palette.block_menu("ResBlock").actions()[0].trigger()  # Open (edit inside)
+    assert window.doc.role == "block:ResBlock"
+    window.doc.undo_stack.undo()  # the import: the block on the canvas disappears
+    qtbot.waitUntil(lambda: window.doc.role == "main")
+    assert "ResBlock" not in window.doc.project.blocks
+    assert set(window.scene.nodes) == set(window.doc.graph.nodes) and not window.blocks.bar.isVisible()

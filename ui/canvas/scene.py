@@ -57,13 +57,14 @@ class GraphScene(QGraphicsScene):
             self._add_node_item(node.id)
         for edge in self.doc.graph.edges:
             self._add_edge_item(edge)
-        self.doc.graph.subscribe(self._on_graph_event)
+        self.graph = self.doc.graph  # the graph this scene mirrors (the document may show another later)
+        self.graph.subscribe(self._on_graph_event)
         self.doc.changed.connect(self.refresh)
         self.refresh(set(self.doc.graph.nodes))
 
     def detach(self) -> None:
         """Stop following the document (before the scene is discarded)."""
-        self.doc.graph.unsubscribe(self._on_graph_event)
+        self.graph.unsubscribe(self._on_graph_event)
         self.doc.changed.disconnect(self.refresh)
 
     # ------------------------------------------------------------------ mirroring
