@@ -18,6 +18,7 @@ import time
 import torch
 from torch import nn
 
+from bench.bench_core import _train_step as _step
 from bench.bench_core import big_graph
 from bench.common import Row, interleaved_ratio, median_time
 from workbench.builder import GraphBuilder
@@ -45,18 +46,6 @@ def _resnet_with_blocks() -> Project:
     x = b.layer("Flatten", b.layer("AdaptiveAvgPool2d", x, name="gap"), name="flat")
     b.output(b.layer("Linear", x, out_features=10, name="fc"))
     return project
-
-
-def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
-        opt.step()
-
-    return step
 
 
 def _chain(blocks: int) -> tuple[nn.Module, nn.Module, torch.Tensor]:

@@ -220,37 +220,37 @@ class PasteCommand(GraphCommand):
 # --------------------------------------------------------------------------- blocks
 
 
-class GroupCommand(GraphCommand):
+class _ChangeCommand(GraphCommand):
+    """A reversible core change (an object with ``graph``, ``apply()`` and ``revert()``) as a command."""
+
+    def __init__(self, change: Grouping | Ungrouping, text: str) -> None:
+        super().__init__(change.graph, text)
+        self.change = change
+
+    def apply(self) -> None:
+        self.change.apply()
+
+    def revert(self) -> None:
+        self.change.revert()
+
+
+class GroupCommand(_ChangeCommand):
     """Group the selection into a new block (see :class:`workbench.grouping.Grouping`)."""
 
     def __init__(self, change: Grouping) -> None:
         n = len(change.node_ids)
-        super().__init__(change.graph, f"Group {n} node{'s' if n != 1 else ''} into {change.block.name}")
-        self.change = change
-
-    def apply(self) -> None:
-        self.change.apply()
-
-    def revert(self) -> None:
-        self.change.revert()
+        super().__init__(change, f"Group {n} node{'s' if n != 1 else ''} into {change.block.name}")
 
     @property
     def node_id(self) -> str | None:
-        return self.change.instance_id
+        return self.change.instance_id  # type: ignore[union-attr]
 
 
-class UngroupCommand(GraphCommand):
+class UngroupCommand(_ChangeCommand):
     """Replace a block instance by its layers (see :class:`workbench.grouping.Ungrouping`)."""
 
     def __init__(self, change: Ungrouping) -> None:
-        super().__init__(change.graph, f"Ungroup {change.graph.nodes[change.node_id].name}")
-        self.change = change
-
-    def apply(self) -> None:
-        self.change.apply()
-
-    def revert(self) -> None:
-        self.change.revert()
+        super().__init__(change, f"Ungroup {change.graph.nodes[change.node_id].name}")
 
 
 class AddBlocksCommand(QUndoCommand):

@@ -210,18 +210,16 @@ def add_parser(sub: Any) -> None:
     q.add_argument("block", help="block id")
     q.set_defaults(func=cmd_remove)
 
-    q = actions.add_parser("expose", help="make a parameter of a node inside a block a parameter of the block")
-    project_arg(q)
-    q.add_argument("block", help="block id")
-    q.add_argument("node", help="name of the node inside the block")
-    q.add_argument("param", help="its parameter")
-    q.add_argument("--as", dest="name", help="the block parameter's name (default: PARAM); an existing one of "
-                   "the same kind gets another target")
-    q.set_defaults(func=cmd_expose)
-
-    q = actions.add_parser("unexpose", help="stop exposing a parameter of a node inside a block")
-    project_arg(q)
-    q.add_argument("block", help="block id")
-    q.add_argument("node", help="name of the node inside the block")
-    q.add_argument("param", help="its parameter")
-    q.set_defaults(func=cmd_unexpose)
+    for action, text, func in (
+        ("expose", "make a parameter of a node inside a block a parameter of the block", cmd_expose),
+        ("unexpose", "stop exposing a parameter of a node inside a block", cmd_unexpose),
+    ):
+        q = actions.add_parser(action, help=text)
+        project_arg(q)
+        q.add_argument("block", help="block id")
+        q.add_argument("node", help="name of the node inside the block")
+        q.add_argument("param", help="its parameter")
+        if action == "expose":
+            q.add_argument("--as", dest="name", help="the block parameter's name (default: PARAM); an existing one "
+                           "of the same kind gets another target")
+        q.set_defaults(func=func)
