@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 NODE_W, NODE_H = 190.0, 66.0
 PORT_R = 6.0
+LABEL_H = 12.0
 
 
 class PortItem(QGraphicsItem):
@@ -94,6 +95,7 @@ class NodeItem(QGraphicsItem):
         """(Re)create port items when the node's ports change (e.g. Add's num_inputs)."""
         if tuple(self.inputs) == inputs and tuple(self.outputs) == outputs:
             return
+        self.prepareGeometryChange()  # the bounding rect makes room for port names
         for p in [*self.inputs.values(), *self.outputs.values()]:
             p.setParentItem(None)
             if p.scene():
@@ -120,7 +122,9 @@ class NodeItem(QGraphicsItem):
 
     def boundingRect(self) -> QRectF:
         extra = 5 if self.is_block else 0
-        return QRectF(-3, -3, NODE_W + 6 + extra, NODE_H + 6 + extra)
+        top = LABEL_H if len(self.inputs) > 1 else 0.0
+        bottom = LABEL_H if len(self.outputs) > 1 else 0.0
+        return QRectF(-3, -3 - top, NODE_W + 6 + extra, NODE_H + 6 + extra + top + bottom)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         c = self.colors
@@ -164,10 +168,12 @@ class NodeItem(QGraphicsItem):
                              "BLOCK")
         f.setPointSizeF(7.0)
         painter.setFont(f)
-        for ports, y in ((self.inputs, 8.0), (self.outputs, NODE_H - 18)):
+        # port names sit outside the box, beside their port, so they never cover the node's text
+        for ports, y in ((self.inputs, -LABEL_H), (self.outputs, NODE_H + 1)):
             if len(ports) > 1:
                 for p in ports.values():
-                    painter.drawText(QRectF(p.pos().x() - 20, y, 40, 10), Qt.AlignmentFlag.AlignCenter, p.name)
+                    painter.drawText(QRectF(p.pos().x() + PORT_R + 2, y, 56, LABEL_H),
+                                     Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, p.name)
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange and self.scene() is not None:
