@@ -124,9 +124,6 @@ class BlockGraph(Graph):
         assert isinstance(self.library, BlockLibrary)
         return self.library
 
-    def copy(self) -> Graph:
-        return super().copy()
-
     def check_add(self, type_id: str) -> None:
         if type_id == self.block_id:
             raise CycleError(f'the block "{self.block_id}" cannot contain itself')
@@ -244,12 +241,19 @@ class BlockDef:
         for bp in self.params:
             if bp.name in params:
                 for nid, key in bp.targets:
-                    if g.nodes[nid].params[key] != params[bp.name]:
+                    if g.nodes[nid].params[key] == params[bp.name]:
+                        continue
+                    try:
                         g.set_params(nid, {key: params[bp.name]})
+                    except GraphError as exc:
+                        detail = str(exc).split(": ", 1)[-1]
+                        raise ParamError(f'{bp.name}={params[bp.name]!r} does not suit "{g.nodes[nid].name}".{key} '
+                                         f"inside the block: {detail}", param=bp.name) from None
         return g
 
     def resolve(self, params: dict[str, Any], shapes: list[Shape]) -> _Resolved:
-        """Shapes, parameter count and compiled inside of an instance (cached per values and shapes)."""
+        """Output shapes, parameter count and inside (with its values) of an instance, or the
+        first error inside; cached per parameter values and input shapes."""
         key = (_freeze(params), _freeze(shapes))
         hit = self._cache.get(key)
         if hit is None:
@@ -264,10 +268,8 @@ class BlockDef:
 
         try:
             g = self.instance_graph(params)
-        except GraphError as exc:
-            bad = next((bp.name for bp in self.params if bp.name in params and isinstance(exc, ParamError)
-                        and any(g_key == exc.param for _, g_key in bp.targets)), None)
-            return _Resolved(error=f"the value is refused inside the block: {exc}", param=bad)
+        except ParamError as exc:
+            return _Resolved(error=str(exc), param=exc.param)
         bound = {n.id: tuple(s) for n, s in zip(g.inputs(), shapes, strict=False)}
         si = ShapeInference(g, live=False, bound_inputs=bound)
         si.update()

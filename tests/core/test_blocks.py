@@ -433,3 +433,24 @@ def test_cli_groups_exposes_exports_imports_and_ungroups(tmp_path: Path, capsys:
     assert cli(["block", "ungroup", p, "fc", "--graph", "critic"]) == 1
     assert "no 'critic' graph" in capsys.readouterr().err
     assert cli(["check", p]) == 0
+
+
+def test_a_value_one_target_refuses_is_an_error_on_the_instance_naming_the_parameter() -> None:
+    from workbench.blocks import define_block
+
+    project = Project()
+
+    def build(b: GraphBuilder) -> None:
+        x = b.layer("LeakyReLU", b.input((8,), name="x"), name="act")
+        b.output(b.layer("Dropout", x, name="drop"), name="y")
+
+    # one parameter sets a slope (any number >= 0) and a drop probability (at most 0.99)
+    define_block(project.blocks, "Noisy", "Noisy", build, {"amount": [("act", "negative_slope"), ("drop", "p")]})
+    b = GraphBuilder(project.graph)
+    b.output(b.layer("Noisy", b.input((8,)), amount=1.5, name="n1"))
+    [err] = infer(project.graph).errors()
+    assert err.node == "n1" and err.param == "amount"
+    assert str(err) == ('Noisy "n1": amount=1.5 does not suit "drop".p inside the block: expected a number in '
+                        "[0.0, 0.99], got 1.5")
+    project.graph.set_params(project.graph.by_name("n1").id, {"amount": 0.5})
+    assert infer(project.graph).errors() == []
