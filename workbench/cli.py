@@ -66,12 +66,20 @@ def check_report(project: Any) -> dict[str, Any]:
         errors.append({"node": None, "message": "the graph has no Input node", "param": None})
     if not project.graph.outputs():
         errors.append({"node": None, "message": "the graph has no Output node", "param": None})
+    warnings = [{"node": w.node, "message": w.message} for w in si.warnings()]
+    blocks = []
+    for block in project.blocks:
+        inside = [str(e) for e in infer(block.graph).errors()]  # the block alone, with its example inputs
+        uses = [n.name for _, _, n in project.blocks.uses(block.id)]
+        blocks.append({"id": block.id, "name": block.name, "uses": uses, "errors_inside": inside})
+        warnings += [{"node": None, "message": f"block {block.id} (with its example inputs): {e}"} for e in inside]
     return {
         "project": project.name,
         "nodes": nodes,
         "total_params": si.total_params(),
         "errors": errors,
-        "warnings": [{"node": w.node, "message": w.message} for w in si.warnings()],
+        "warnings": warnings,
+        "blocks": blocks,
     }
 
 

@@ -454,3 +454,16 @@ def test_a_value_one_target_refuses_is_an_error_on_the_instance_naming_the_param
                         "[0.0, 0.99], got 1.5")
     project.graph.set_params(project.graph.by_name("n1").id, {"amount": 0.5})
     assert infer(project.graph).errors() == []
+
+
+def test_check_reports_blocks_and_problems_inside_unused_ones(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    project = load_project(RESNET)
+    add_ready(project.blocks, ["ConvBNReLU"])
+    inner = project.blocks.defs["ConvBNReLU"].graph
+    inner.disconnect(inner.edge_into(inner.by_name("bn").id, "x"))  # broken, but nothing uses it
+    path = save_project(project, tmp_path / "p.json")
+    assert cli(["check", str(path), "--json"]) == 0  # the model is fine: exit 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(b["id"], b["uses"]) for b in report["blocks"]] == [("ResBlock", ["block1", "block2"]), ("ConvBNReLU", [])]
+    assert report["blocks"][1]["errors_inside"] == ['BatchNorm2d "bn": its input is not connected']
+    assert report["warnings"][-1]["message"].startswith("block ConvBNReLU (with its example inputs): BatchNorm2d")
