@@ -153,6 +153,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     project = _load(args.project)
     control = Control()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     def stop(_sig: int, _frame: Any) -> None:
         if control.stop.is_set():
@@ -264,6 +268,17 @@ def cmd_gui(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- entry
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {value}")
+    return value
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench", description="Neural Workbench: design, train and export neural networks."
@@ -286,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="CPU threads for torch (default: all cores; fewer on a shared machine)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<project>/<time> beside the project)")
     p.add_argument("--resume", metavar="CKPT", help="checkpoint (.safetensors) to continue from")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -154,10 +154,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_train_writes_a_run_and_reports(tmp_path: Path) -> None:
     project = tmp_path / "mlp.json"
     project.write_text((SAMPLES / "digits_mlp.json").read_text())
-    r = run_cli("train", str(project), "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "run"), "--json")
+    r = run_cli("train", str(project), "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "run"), "--json",
+                "--threads", "1")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["status"] == "finished" and summary["epochs_done"] == 2
+    assert summary["threads"] == 1
     assert "epoch 2/2" in r.stderr  # the progress output
     ckpt = tmp_path / "run" / "checkpoints" / "last.safetensors"
     r2 = run_cli("train", str(project), "--epochs", "3", "--resume", str(ckpt), "--json")
@@ -172,6 +174,8 @@ def test_cli_train_failures_exit_non_zero_with_the_reason(tmp_path: Path) -> Non
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
     assert run_cli("train", str(bad)).returncode == 2
+    r = run_cli("train", str(SAMPLES / "digits_mlp.json"), "--threads", "0")
+    assert r.returncode == 2 and "--threads: expected a positive int, got 0" in r.stderr
 
 
 def test_saved_project_runs_live_beside_it(tmp_path: Path) -> None:

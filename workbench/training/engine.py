@@ -269,7 +269,7 @@ class Trainer:
             summary = {"status": self.status if self.status != "running" else "failed",
                        "test": getattr(self, "test_metrics", None),
                        "epochs_done": self._epochs_done, "steps": self.step, "device": str(self.device),
-                       "time_s": time.perf_counter() - t0, "final": last_val,
+                       "threads": torch.get_num_threads(), "time_s": time.perf_counter() - t0, "final": last_val,
                        f"best_{self.metric_name}": self.best, "params": self.compiled.total_params,
                        "project_hash": graph_hash(self.project.graph)}
             if samples_seen:

@@ -107,10 +107,15 @@ class TrainingProcess:
             target=worker_main,
             args=(project_json, str(project_path) if project_path else None, overrides or {},
                   str(run_dir) if run_dir else None, str(resume) if resume else None, self.events,
-                  self.pause_flag, self.stop_flag, os.getpid(), threads or max(1, (os.cpu_count() or 2) - 1)),
+                  self.pause_flag, self.stop_flag, os.getpid(), threads or self.default_threads()),
             daemon=True,
             name="workbench-training",
         )
+
+    @staticmethod
+    def default_threads() -> int:
+        """Torch threads of a worker: every core but one, which the GUI keeps."""
+        return max(1, (os.cpu_count() or 2) - 1)
 
     def start(self) -> None:
         self.process.start()
