@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, WeakMethod
 
 from PySide6.QtGui import QUndoCommand
 
@@ -22,16 +22,18 @@ from workbench.blocks import BlockDef, BlockLibrary, BlockParam, add_block_from_
 from workbench.graph import Edge, Graph
 from workbench.grouping import Grouping, Ungrouping
 
-_FOCUS: WeakKeyDictionary[BlockLibrary, Callable[[Graph], None]] = WeakKeyDictionary()
+_FOCUS: WeakKeyDictionary[BlockLibrary, WeakMethod[Callable[[Graph], None]]] = WeakKeyDictionary()
 
 
 def register_focus(library: BlockLibrary, callback: Callable[[Graph], None]) -> None:
-    """Make ``callback(graph)`` run before a command changes a graph of this project."""
-    _FOCUS[library] = callback
+    """Make ``callback(graph)`` (a bound method) run before a command changes a graph of this
+    project.  Held weakly: a closed document (which owns the library) is not kept alive."""
+    _FOCUS[library] = WeakMethod(callback)  # type: ignore[arg-type]
 
 
 def focus(graph: Graph) -> None:
-    callback = _FOCUS.get(graph.library) if isinstance(graph.library, BlockLibrary) else None
+    ref = _FOCUS.get(graph.library) if isinstance(graph.library, BlockLibrary) else None
+    callback = ref() if ref is not None else None
     if callback is not None:
         callback(graph)
 

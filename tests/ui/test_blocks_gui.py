@@ -3,12 +3,14 @@ edit inside, expose a parameter, come back, ungroup, place from the palette, fil
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QLineEdit
+from PySide6.QtWidgets import QApplication, QLineEdit
 
 from tests.ui.conftest import CNN, ROOT, drop_layer, node_point, project_json
 from tests.ui.test_screenshots import OUT, distinct_colours
@@ -246,3 +248,12 @@ def test_undoing_the_import_of_the_open_block_goes_back_to_the_model(window, qtb
     qtbot.waitUntil(lambda: window.doc.role == "main")
     assert "ResBlock" not in window.doc.project.blocks
     assert set(window.scene.nodes) == set(window.doc.graph.nodes) and not window.blocks.bar.isVisible()
+
+
+def test_a_closed_document_is_not_kept_alive_by_the_undo_focus_hook(window) -> None:
+    assert window.open_path(RESNET)
+    old = weakref.ref(window.doc.project.blocks)
+    assert window.open_path(CNN)
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # the old document's and scene's deleteLater
+    gc.collect()
+    assert old() is None
