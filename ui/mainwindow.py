@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent, QUndoCommand, QUndoGroup
 from PySide6.QtWidgets import (
     QApplication,
@@ -26,16 +25,18 @@ from PySide6.QtWidgets import (
 
 from workbench.errors import ProjectError
 from workbench.graph import Graph
-from workbench.project import Project, load_project, loads_project, save_project
+from workbench.project import Project, load_project, save_project
 
 from .blocks_ui import BlockActions
 from .canvas.editor import CanvasEditor
 from .canvas.scene import GraphScene
 from .canvas.view import GraphView
 from .document import Document
+from .exchange import ExchangeMixin
 from .inspector import Inspector, Prompt, ask_text
 from .palette import Palette
 from .problems import ProblemsPanel
+from .recovery import RecoveryMixin
 from .runs_panel import RunsPanel
 from .setup_panel import SetupPanel
 from .style import apply_theme, icon
@@ -52,7 +53,7 @@ MAX_RECENT = 10
 Asker = Callable[[str, str, QMessageBox.StandardButton], QMessageBox.StandardButton]
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ExchangeMixin, RecoveryMixin, QMainWindow):
     """The editor window.  ``ask`` shows questions and errors (a QMessageBox by default);
     ``prompt`` asks for a line of text (a QInputDialog by default)."""
 
@@ -554,149 +555,6 @@ class MainWindow(QMainWindow):
     def _toggle_snap(self) -> None:
         self.scene.snap_to_grid = self.act_snap.isChecked()
 
-    # ------------------------------------------------------------------ autosave and recovery
-    @staticmethod
-    def recovery_dir() -> Path:
-        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-        return Path(base or Path.home() / ".neural-workbench") / "recovery"
-
-    def _recovery_file(self) -> Path:
-        key = str(self.doc.project.path or f"untitled-{id(self.doc)}")
-        return self.recovery_dir() / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
-
-    def autosave(self) -> Path | None:
-        """Write unsaved work to a recovery file (never over the project itself)."""
-        if not self.doc.modified:
-            return None
-        target = self._recovery_file()
-        doc = {"original": str(self.doc.project.path or ""), "project": self.doc.project.to_dict()}
-        from workbench.fileio import atomic_write_text
-
-        try:
-            atomic_write_text(target, json.dumps(doc))
-        except OSError as exc:
-            self.show_message(f"Autosave failed: {exc}")
-            return None
-        return target
-
-    def offer_recovery(self) -> bool:
-        """After a crash, offer the newest recovery file for the open project (or an untitled one)."""
-        folder = self.recovery_dir()
-        if not folder.is_dir():
-            return False
-        mine = str(self.doc.project.path or "")
-        for f in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
-            try:
-                data = json.loads(f.read_text())
-                original = data.get("original", "")
-            except (OSError, ValueError, AttributeError):
-                f.unlink(missing_ok=True)
-                continue
-            if original and original != mine:
-                continue
-            B = QMessageBox.StandardButton
-            what = f"{Path(original).name}" if original else "an untitled project"
-            answer = self.ask("Recover unsaved work?",
-                              f"Neural Workbench found unsaved changes to {what} from a session that did not "
-                              "close normally. Recover them?", B.Yes | B.No)
-            if answer == B.Yes:
-                try:
-                    project = loads_project(json.dumps(data["project"]))
-                except ProjectError as exc:
-                    self.ask("Cannot recover", str(exc), B.Ok)
-                    return False
-                project.path = Path(original) if original else None
-                doc = Document(project)
-                self.set_document(doc)
-                doc.undo_stack.resetClean()  # recovered work is unsaved work
-                doc.undo_stack.push(_MarkModified())
-                f.unlink(missing_ok=True)
-                return True
-            f.unlink(missing_ok=True)
-            return False
-        return False
-
-    # ------------------------------------------------------------------ export and import
-    def _export_ready(self) -> bool:
-        errors = self.doc.errors(["main"])  # the model is exported, whichever graph is on the canvas
-        if errors:
-            self.ask("Cannot export", f"Fix the graph first: {errors[0]}", QMessageBox.StandardButton.Ok)
-            return False
-        return True
-
-    def export_onnx(self, out: str | Path) -> bool:
-        """Export with verification in a background process; the report is shown when it ends."""
-        from workbench.export.api import onnx_job
-
-        from .jobs import run_with_progress
-
-        if not self._export_ready():
-            return False
-        path = str(self.doc.project.path) if self.doc.project.path else None
-        status, result = run_with_progress(self, "Exporting to ONNX and verifying with onnxruntime…", onnx_job,
-                                           self.doc.project.to_json(), path, str(out), None)
-        if status == "ok":
-            self.ask("ONNX export verified", result["text"], QMessageBox.StandardButton.Ok)
-            return True
-        if status == "error":
-            self.ask("ONNX export failed", result, QMessageBox.StandardButton.Ok)
-        return False
-
-    def export_python(self, out: str | Path) -> bool:
-        from workbench.export.api import python_job
-
-        from .jobs import run_with_progress
-
-        if not self._export_ready():
-            return False
-        path = str(self.doc.project.path) if self.doc.project.path else None
-        status, result = run_with_progress(self, "Writing PyTorch source…", python_job, self.doc.project.to_json(),
-                                           path, str(out))
-        if status == "ok":
-            self.show_message(result["text"])
-            return True
-        if status == "error":
-            self.ask("Export failed", result, QMessageBox.StandardButton.Ok)
-        return False
-
-    def import_onnx(self, model: str | Path, out: str | Path) -> bool:
-        from workbench.export.api import import_job
-
-        from .jobs import run_with_progress
-
-        if not self.maybe_save():
-            return False
-        status, result = run_with_progress(self, "Importing ONNX…", import_job, str(model), str(out))
-        if status == "ok":
-            self.open_path(result["path"], ask_save=False)
-            kind = "lossless" if result["lossless"] else "mapped op by op"
-            self.show_message(f"Imported {Path(model).name}: {result['nodes']} nodes ({kind})")
-            return True
-        if status == "error":
-            self.ask("Import failed", result, QMessageBox.StandardButton.Ok)
-        return False
-
-    def export_onnx_dialog(self) -> None:
-        start = str((self.doc.project.path or self._last_dir() / "model.json").with_suffix(".onnx"))
-        out, _ = QFileDialog.getSaveFileName(self, "Export ONNX", start, "ONNX models (*.onnx)")
-        if out:
-            self.export_onnx(out)
-
-    def export_python_dialog(self) -> None:
-        start = str((self.doc.project.path or self._last_dir() / "model.json").with_suffix(".py"))
-        out, _ = QFileDialog.getSaveFileName(self, "Export PyTorch source", start, "Python files (*.py)")
-        if out:
-            self.export_python(out)
-
-    def import_onnx_dialog(self) -> None:
-        model, _ = QFileDialog.getOpenFileName(self, "Import ONNX", str(self._last_dir()), "ONNX models (*.onnx)")
-        if not model:
-            return
-        out, _ = QFileDialog.getSaveFileName(self, "Save the imported project as",
-                                             str(Path(model).with_suffix(".json")), "Projects (*.json)")
-        if out:
-            self.import_onnx(model, out)
-
     # ------------------------------------------------------------------ misc
     def _about(self) -> None:
         self.ask(f"About {APP_NAME}", f"{APP_NAME}: design, train and export neural networks.",
@@ -732,10 +590,3 @@ class AddGraphCommand(QUndoCommand):
             self.window.show_graph("main")
         del self.window.doc.project.graphs[self.role]
         self.window._sync_graph_combo()
-
-
-class _MarkModified(QUndoCommand):
-    """An empty step so a recovered project shows as unsaved."""
-
-    def __init__(self) -> None:
-        super().__init__("Recovered unsaved work")
