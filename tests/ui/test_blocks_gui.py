@@ -257,3 +257,13 @@ def test_a_closed_document_is_not_kept_alive_by_the_undo_focus_hook(window) -> N
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # the old document's and scene's deleteLater
     gc.collect()
     assert old() is None
+
+
+def test_a_block_dropped_into_its_own_inside_is_refused_with_a_message(window) -> None:
+    assert window.open_path(RESNET)
+    window.blocks.open_definition("ResBlock")
+    before = project_json(window)
+    for entry in ("ResBlock", "ready:ResBlock"):  # from the project's blocks, and the identical ready one
+        drop_layer(window, entry, QPoint(500, 300))
+        assert 'cannot contain itself' in window.statusBar().currentMessage()
+        assert project_json(window) == before

@@ -73,11 +73,12 @@ class CanvasEditor(QObject):
             type_id, name = mapping[ready], ready_catalogue().defs[ready].name
         else:
             name = g.spec_of(type_id).name
-            try:
-                g.check_add(type_id)
-            except WorkbenchError as exc:
-                self.message.emit(f"Cannot add {name}: {exc}")
-                return None
+        try:
+            if type_id not in blocks:  # (a block about to be added cannot contain this graph)
+                g.check_add(type_id)  # e.g. a block dropped into its own inside
+        except WorkbenchError as exc:
+            self.message.emit(f"Cannot add {name}: {exc}")
+            return None
         selected = self.scene.selected_node_ids()
         stack.beginMacro(f"Add {name}")
         if blocks:
