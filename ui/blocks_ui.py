@@ -25,8 +25,9 @@ from PySide6.QtWidgets import (
 
 from workbench.blocks import plan_merge, read_block_file, save_block_file
 from workbench.errors import WorkbenchError
+from workbench.grouping import MakeUnique
 
-from .commands import AddBlocksCommand, RemoveBlockCommand, SetBlockInfoCommand
+from .commands import AddBlocksCommand, MakeUniqueCommand, RemoveBlockCommand, SetBlockInfoCommand
 from .document import BLOCK_ROLE, Document, block_role
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class BlockActions(QObject):
         act = window._action
         self.act_group = act("&Group into Block…", self.group, "Ctrl+G")
         self.act_ungroup = act("&Ungroup Block", self.ungroup, "Ctrl+Shift+G")
+        self.act_unique = act("Make Block &Unique", self.make_unique)
+        self.act_unique.setToolTip("Give the selected block node a copy of its block, so edits inside reach it alone")
         self.act_open = act("&Open Block", self.open_selected, "Ctrl+E")
         self.act_close = act("&Close Block", self.close_block, "Ctrl+Shift+E")
         self.act_close.setShortcuts([QKeySequence("Ctrl+Shift+E"), QKeySequence("Alt+Up")])
@@ -88,7 +91,7 @@ class BlockActions(QObject):
         return self.w.doc
 
     def actions(self) -> list[QAction]:
-        return [self.act_group, self.act_ungroup, self.act_open, self.act_close]
+        return [self.act_group, self.act_ungroup, self.act_unique, self.act_open, self.act_close]
 
     # ------------------------------------------------------------------ binding
     def bind(self, doc: Document) -> None:
@@ -190,6 +193,23 @@ class BlockActions(QObject):
     def ungroup(self) -> list[str]:
         return self.w.editor.ungroup_selection()
 
+    def make_unique(self) -> str | None:
+        """Give the selected block node its own copy of its block; returns the copy's id."""
+        ids = [n for n in self.w.scene.selected_node_ids() if self.doc.graph.nodes[n].is_block]
+        if len(ids) != 1:
+            self.w.show_message("Select one block node to make it unique")
+            return None
+        try:
+            cmd = MakeUniqueCommand(MakeUnique(self.doc.graph, ids[0]))
+        except WorkbenchError as exc:
+            self.w.show_message(f"Cannot make it unique: {exc}")
+            return None
+        self.doc.undo_stack.push(cmd)
+        self.w.scene.select_nodes(ids)
+        self.w.show_message(f"{self.doc.graph.nodes[ids[0]].name} now has its own block, "
+                            f"{cmd.change.new_type}")  # type: ignore[union-attr]
+        return cmd.change.new_type  # type: ignore[union-attr]
+
     # ------------------------------------------------------------------ files
     def export_selected(self) -> None:
         block_id = self.doc.block_id
@@ -287,6 +307,7 @@ class BlockActions(QObject):
         menu.addAction(self.act_group)
         menu.addAction(self.act_ungroup)
         if is_block:
+            menu.addAction(self.act_unique)
             menu.addAction(self.act_export)
         if self.doc.block_id is not None:
             menu.addSeparator()

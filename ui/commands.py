@@ -20,7 +20,7 @@ from PySide6.QtGui import QUndoCommand
 
 from workbench.blocks import BlockDef, BlockLibrary, BlockParam, add_block_from_dict
 from workbench.graph import Edge, Graph
-from workbench.grouping import Grouping, Ungrouping
+from workbench.grouping import Grouping, MakeUnique, Ungrouping
 
 _FOCUS: WeakKeyDictionary[BlockLibrary, WeakMethod[Callable[[Graph], None]]] = WeakKeyDictionary()
 
@@ -225,7 +225,7 @@ class PasteCommand(GraphCommand):
 class _ChangeCommand(GraphCommand):
     """A reversible core change (an object with ``graph``, ``apply()`` and ``revert()``) as a command."""
 
-    def __init__(self, change: Grouping | Ungrouping, text: str) -> None:
+    def __init__(self, change: Grouping | Ungrouping | MakeUnique, text: str) -> None:
         super().__init__(change.graph, text)
         self.change = change
 
@@ -253,6 +253,13 @@ class UngroupCommand(_ChangeCommand):
 
     def __init__(self, change: Ungrouping) -> None:
         super().__init__(change, f"Ungroup {change.graph.nodes[change.node_id].name}")
+
+
+class MakeUniqueCommand(_ChangeCommand):
+    """Give one block node a copy of its block (see :class:`workbench.grouping.MakeUnique`)."""
+
+    def __init__(self, change: MakeUnique) -> None:
+        super().__init__(change, f"Make {change.graph.nodes[change.node_id].name} unique")
 
 
 class AddBlocksCommand(QUndoCommand):

@@ -11,7 +11,7 @@ from typing import Any
 
 import networkx as nx
 
-from .blocks import BlockDef, BlockError, BlockGraph, BlockLibrary, BlockParam
+from .blocks import BlockDef, BlockError, BlockGraph, BlockLibrary, BlockParam, add_block_from_dict
 from .errors import GraphError
 from .graph import Edge, Graph
 from .layers.spec import ParamValueError, ShapeParam
@@ -259,6 +259,46 @@ class Ungrouping:
         g.restore(self._record, self._removed)
 
 
+class MakeUnique:
+    """Give one block instance a copy of its block of its own, so edits inside reach it alone.
+
+    The copy is ``<Block>2`` (named "<name> (copy)"); the node keeps its id, name,
+    parameters and wires.
+
+    Raises:
+        BlockError: the node is not a block instance.
+    """
+
+    def __init__(self, graph: Graph, node_id: str) -> None:
+        self.graph = graph
+        lib = self.library = _library(graph)
+        node = graph.node(node_id)
+        if node.type not in lib.defs:
+            raise BlockError(f'"{node.name}" is a {node.spec.name}, not a block', node=node.name)
+        block = lib.defs[node.type]
+        self.node_id, self.old_type = node_id, node.type
+        self.new_type = lib.new_id(block.id)
+        self.doc = {**block.to_dict(), "name": f"{block.name} (copy)"}
+        self._record: list[dict[str, Any]] = []
+        self._edges: list[Edge] = []
+
+    def apply(self) -> str:
+        """Make the change; returns the new block's id."""
+        g = self.graph
+        add_block_from_dict(self.library, self.new_type, self.doc, f"blocks.{self.new_type}")
+        self._record = g.records([self.node_id])
+        self._edges = [e for e in g.sorted_edges() if self.node_id in (e.src, e.dst)]
+        g.remove_node(self.node_id)
+        g.restore([{**self._record[0], "type": self.new_type}], self._edges)
+        return self.new_type
+
+    def revert(self) -> None:
+        g = self.graph
+        g.remove_node(self.node_id)
+        g.restore(self._record, self._edges)
+        self.library.remove(self.new_type)
+
+
 def _infer(graph: Graph) -> dict[str, Any]:
     si = ShapeInference(graph, live=False)
     si.update()
@@ -289,4 +329,4 @@ def ungroup(graph: Graph, node_id: str) -> list[str]:
     return Ungrouping(graph, node_id).apply()
 
 
-__all__ = ["BlockParam", "Grouping", "Ungrouping", "group", "ungroup"]
+__all__ = ["BlockParam", "Grouping", "MakeUnique", "Ungrouping", "group", "ungroup"]

@@ -467,3 +467,25 @@ def test_check_reports_blocks_and_problems_inside_unused_ones(tmp_path: Path, ca
     assert [(b["id"], b["uses"]) for b in report["blocks"]] == [("ResBlock", ["block1", "block2"]), ("ConvBNReLU", [])]
     assert report["blocks"][1]["errors_inside"] == ['BatchNorm2d "bn": its input is not connected']
     assert report["warnings"][-1]["message"].startswith("block ConvBNReLU (with its example inputs): BatchNorm2d")
+
+
+def test_make_unique_gives_one_instance_its_own_copy_and_reverts() -> None:
+    from workbench.grouping import MakeUnique
+
+    project = load_project(RESNET)
+    g = project.graph
+    start = project.to_json()
+    block2 = g.by_name("block2").id
+    change = MakeUnique(g, block2)
+    assert change.apply() == "ResBlock2"
+    assert g.nodes[block2].type == "ResBlock2" and g.nodes[block2].params == {"channels": 32}
+    assert project.blocks.defs["ResBlock2"].name == "ResNet basic block (copy)"
+    inner = project.blocks.defs["ResBlock2"].graph
+    inner.set_params(inner.by_name("conv1").id, {"bias": True})  # reaches block2 only
+    si = infer(g)
+    assert si.info(block2).params == si.info(g.by_name("block1").id).params + 32
+    inner.set_params(inner.by_name("conv1").id, {"bias": False})
+    change.revert()
+    assert project.to_json() == start
+    with pytest.raises(BlockError, match="not a block"):
+        MakeUnique(g, g.by_name("stem").id)

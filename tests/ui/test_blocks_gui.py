@@ -267,3 +267,16 @@ def test_a_block_dropped_into_its_own_inside_is_refused_with_a_message(window) -
         drop_layer(window, entry, QPoint(500, 300))
         assert 'cannot contain itself' in window.statusBar().currentMessage()
         assert project_json(window) == before
+
+
+def test_make_a_block_node_unique_from_the_canvas_menu(window) -> None:
+    assert window.open_path(RESNET)
+    start = project_json(window)
+    g = window.doc.graph
+    block2 = g.by_name("block2").id
+    menu = window.blocks.canvas_menu(node_point(window, block2))
+    next(a for a in menu.actions() if a.text() == "Make Block &Unique").trigger()
+    assert g.nodes[block2].type == "ResBlock2" and "ResBlock2" in window.palette.items
+    assert window.doc.undo_stack.undoText() == "Make block2 unique"
+    window.doc.undo_stack.undo()
+    assert project_json(window) == start

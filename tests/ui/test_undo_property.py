@@ -19,6 +19,7 @@ from ui.canvas.view import GraphView
 from ui.commands import (
     ConnectCommand,
     GroupCommand,
+    MakeUniqueCommand,
     MoveNodesCommand,
     RemoveNodesCommand,
     RenameCommand,
@@ -28,7 +29,7 @@ from ui.commands import (
 from ui.document import Document
 from workbench.errors import WorkbenchError
 from workbench.graph import Edge, Graph
-from workbench.grouping import Grouping, Ungrouping
+from workbench.grouping import Grouping, MakeUnique, Ungrouping
 from workbench.layers import REGISTRY
 from workbench.project import load_project
 
@@ -47,6 +48,7 @@ op = st.one_of(
     st.tuples(st.just("layout"),),
     st.tuples(st.just("group"), st.integers(0, 10_000), st.integers(1, 4)),
     st.tuples(st.just("ungroup"), st.integers(0, 10_000)),
+    st.tuples(st.just("unique"), st.integers(0, 10_000)),
     st.tuples(st.just("inner"), st.integers(0, 10_000), st.integers(0, 10_000)),
 )
 
@@ -111,6 +113,10 @@ def apply(editor: CanvasEditor, doc: Document, action: tuple) -> None:
         blocks = [n for n in ids if g.nodes[n].is_block]
         if blocks:
             stack.push(UngroupCommand(Ungrouping(g, blocks[action[1] % len(blocks)])))
+    elif kind == "unique":
+        blocks = [n for n in ids if g.nodes[n].is_block]
+        if blocks:
+            stack.push(MakeUniqueCommand(MakeUnique(g, blocks[action[1] % len(blocks)])))
     elif kind == "inner":
         defs = list(doc.project.blocks)
         if defs:
