@@ -70,6 +70,9 @@ TRAINING_FIELDS: tuple[Param, ...] = (
     StrParam("device", "auto", "auto, cpu, cuda, cuda:N or mps", allow_empty=False),
     ChoiceParam("precision", "fp32", "mixed precision on CUDA", choices=("fp32", "bf16", "fp16")),
     IntParam("top_k", 5, "also report top-k accuracy (classification)", minimum=1, maximum=100),
+    FloatParam("d_lr_scale", 1.0, "adversarial: the discriminator's learning rate = lr x this (e.g. 4 for "
+               "two time-scale updates)", minimum=0.0, maximum=100.0),
+    IntParam("d_steps", 1, "adversarial: discriminator steps per generator step", minimum=1, maximum=20),
 )
 
 

@@ -100,3 +100,36 @@ def test_gan_shapes_must_agree(tmp_path: Path) -> None:
     del project.graphs["discriminator"]
     with pytest.raises(TrainingError, match="needs a discriminator graph"):
         Trainer(project, {"epochs": 1}, run_dir=tmp_path / "y").run()
+
+
+def test_gan_discriminator_rate_and_steps_per_generator_step(tmp_path: Path) -> None:
+    """d_lr_scale sets the discriminator's learning rate apart (0 freezes it); d_steps makes
+    several discriminator updates per generator update."""
+    import torch
+
+    from workbench.training.adversarial import gan_step
+
+    project = load_project(next(s for s in SAMPLES if "gan" in s.name))
+    trainer = Trainer(project, {"epochs": 1}, run_dir=tmp_path / "g")
+    trainer.prepare()
+    parts = trainer.gan
+    assert parts is not None
+    real = trainer.data.train.tensors[0][:16]
+    d_before = [p.detach().clone() for p in parts.discriminator.parameters()]
+    g_before = [p.detach().clone() for p in parts.generator.parameters()]
+    gan_step(parts, real, 1e-3, 0.0, d_lr_scale=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(d_before, parts.discriminator.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(g_before, parts.generator.parameters(), strict=True))
+    assert parts.opt_d.param_groups[0]["lr"] == 0.0 and parts.opt_g.param_groups[0]["lr"] == 1e-3
+
+    def steps(opt: torch.optim.Optimizer) -> int:
+        return int(max(float(s["step"]) for s in opt.state.values()))
+
+    d0, g0 = steps(parts.opt_d), steps(parts.opt_g)
+    gan_step(parts, real, 1e-3, 0.0, d_lr_scale=4.0, d_steps=3)
+    assert (steps(parts.opt_d) - d0, steps(parts.opt_g) - g0) == (3, 1)
+    assert parts.opt_d.param_groups[0]["lr"] == 4e-3
+    # the settings reach the loop from the project
+    project.training.update(d_lr_scale=2.0, d_steps=2)
+    summary = Trainer(project, {"epochs": 1}, run_dir=tmp_path / "h").run()
+    assert summary["status"] == "finished"

@@ -29,23 +29,27 @@ def noise(parts: GanParts, batch: int, device: torch.device, generator: torch.Ge
     return torch.randn((batch, *parts.noise_shape), generator=generator).to(device)
 
 
-def gan_step(parts: GanParts, real: torch.Tensor, lr: float, clip: float) -> tuple[float, float]:
-    """One discriminator step then one generator step; returns (generator loss, discriminator loss)."""
+def gan_step(parts: GanParts, real: torch.Tensor, lr: float, clip: float, d_lr_scale: float = 1.0,
+             d_steps: int = 1) -> tuple[float, float]:
+    """``d_steps`` discriminator steps (each on new generated samples, the same real batch), then
+    one generator step; the discriminator learns at ``lr * d_lr_scale`` (two time-scale updates,
+    Heusel et al. 2017).  Returns (generator loss, last discriminator loss)."""
     g, d = parts.generator, parts.discriminator
-    for opt in (parts.opt_g, parts.opt_d):
+    for opt, rate in ((parts.opt_g, lr), (parts.opt_d, lr * d_lr_scale)):
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = rate
     b = real.shape[0]
     ones = torch.ones(b, 1, device=real.device)
     zeros = torch.zeros(b, 1, device=real.device)
-    fake = first(g(noise(parts, b, real.device)))
-    parts.opt_d.zero_grad(set_to_none=True)
-    d_loss = (F.binary_cross_entropy_with_logits(first(d(real)).reshape(b, 1), ones)
-              + F.binary_cross_entropy_with_logits(first(d(fake.detach())).reshape(b, 1), zeros))
-    d_loss.backward()
-    if clip > 0:
-        nn.utils.clip_grad_norm_(d.parameters(), clip)
-    parts.opt_d.step()
+    for _ in range(d_steps):
+        fake = first(g(noise(parts, b, real.device)))
+        parts.opt_d.zero_grad(set_to_none=True)
+        d_loss = (F.binary_cross_entropy_with_logits(first(d(real)).reshape(b, 1), ones)
+                  + F.binary_cross_entropy_with_logits(first(d(fake.detach())).reshape(b, 1), zeros))
+        d_loss.backward()
+        if clip > 0:
+            nn.utils.clip_grad_norm_(d.parameters(), clip)
+        parts.opt_d.step()
     parts.opt_g.zero_grad(set_to_none=True)
     g_loss = F.binary_cross_entropy_with_logits(first(d(fake)).reshape(b, 1), ones)
     g_loss.backward()

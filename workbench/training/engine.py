@@ -302,7 +302,7 @@ class Trainer:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             lr = self.schedule.lr(self.step)
             if self.gan is not None:
-                value, d_loss = gan_step(self.gan, x, lr, cfg["grad_clip"])
+                value, d_loss = gan_step(self.gan, x, lr, cfg["grad_clip"], cfg["d_lr_scale"], cfg["d_steps"])
                 if not (math.isfinite(value) and math.isfinite(d_loss)):
                     self.status = "failed"
                     raise TrainingError(f"the GAN losses became non-finite at epoch {epoch + 1}, step {self.step + 1}")
