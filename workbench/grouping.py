@@ -11,7 +11,7 @@ from typing import Any
 
 import networkx as nx
 
-from .blocks import BlockDef, BlockError, BlockGraph, BlockLibrary, BlockParam, add_block_from_dict
+from .blocks import BlockDef, BlockError, BlockGraph, BlockLibrary, add_block_from_dict
 from .errors import GraphError
 from .graph import Edge, Graph
 from .layers.spec import ParamValueError, ShapeParam
@@ -329,4 +329,4 @@ def ungroup(graph: Graph, node_id: str) -> list[str]:
     return Ungrouping(graph, node_id).apply()
 
 
-__all__ = ["BlockParam", "Grouping", "MakeUnique", "Ungrouping", "group", "ungroup"]
+__all__ = ["Grouping", "MakeUnique", "Ungrouping", "group", "ungroup"]
