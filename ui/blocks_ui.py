@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.blocks import plan_merge, read_block_file, save_block_file
+from workbench.block_io import plan_merge, read_block_file, save_block_file
 from workbench.errors import WorkbenchError
 from workbench.grouping import MakeUnique
 

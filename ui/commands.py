@@ -18,7 +18,8 @@ from weakref import WeakKeyDictionary, WeakMethod
 
 from PySide6.QtGui import QUndoCommand
 
-from workbench.blocks import BlockDef, BlockLibrary, BlockParam, add_block_from_dict
+from workbench.block_io import add_block_from_dict
+from workbench.blocks import BlockDef, BlockLibrary, BlockParam
 from workbench.graph import Edge, Graph
 from workbench.grouping import Grouping, MakeUnique, Ungrouping
 

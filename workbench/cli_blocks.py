@@ -9,7 +9,8 @@ import argparse
 import json
 from typing import Any
 
-from .blocks import BlockError, BlockLibrary, import_block_file, save_block_file
+from .block_io import import_block_file, save_block_file
+from .blocks import BlockError, BlockLibrary
 
 
 def _describe(lib: BlockLibrary) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ from typing import Any
 
 import networkx as nx
 
-from .blocks import BlockDef, BlockError, BlockGraph, BlockLibrary, add_block_from_dict
+from .block_io import add_block_from_dict
+from .blocks import BlockDef, BlockError, BlockGraph, BlockLibrary
 from .errors import GraphError
 from .graph import Edge, Graph
 from .layers.spec import ParamValueError, ShapeParam

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from .blocks import BlockLibrary, library_from_dict
+from .block_io import library_from_dict
+from .blocks import BlockLibrary
 from .config import DATA_FIELDS, TRAINING_FIELDS, ConfigError, default_data, default_training, validate_section
 from .errors import GraphError, ParamError, ProjectError
 from .fileio import atomic_write_text

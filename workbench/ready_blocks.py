@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import cache
 
-from .blocks import BlockLibrary, add_block_from_dict, define_block, plan_merge
+from .block_io import add_block_from_dict, plan_merge
+from .blocks import BlockLibrary, define_block
 from .builder import GraphBuilder, Port
 
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.blocks import BlockError, block_file_dict, import_block_file, read_block_file, save_block_file
+from workbench.block_io import block_file_dict, import_block_file, read_block_file, save_block_file
+from workbench.blocks import BlockError
 from workbench.builder import GraphBuilder
 from workbench.cli import main as cli
 from workbench.compiler import compile_graph

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication, QLineEdit
 
 from tests.ui.conftest import CNN, ROOT, drop_layer, node_point, project_json
 from tests.ui.test_screenshots import OUT, distinct_colours
-from workbench.blocks import save_block_file
+from workbench.block_io import save_block_file
 from workbench.project import load_project
 
 RESNET = ROOT / "samples" / "digits_resnet.json"

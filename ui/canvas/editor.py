@@ -10,7 +10,7 @@ from PySide6.QtCore import QMimeData, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLineEdit
 
-from workbench.blocks import library_from_dict, plan_merge, retyped
+from workbench.block_io import library_from_dict, plan_merge, retyped
 from workbench.errors import ProjectError, WorkbenchError
 from workbench.graph import Edge
 from workbench.grouping import Grouping, Ungrouping
