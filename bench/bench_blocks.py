@@ -23,6 +23,7 @@ from bench.bench_core import big_graph
 from bench.common import Row, interleaved_ratio, median_time
 from workbench.builder import GraphBuilder
 from workbench.compiler import compile_graph
+from workbench.graph import Graph
 from workbench.grouping import Grouping, ungroup
 from workbench.project import Project
 from workbench.ready_blocks import add_ready
@@ -48,6 +49,14 @@ def _resnet_with_blocks() -> Project:
     return project
 
 
+def _ungrouped(project: Project) -> Graph:
+    """A copy of the model with every block instance replaced by its layers."""
+    flat = project.graph.copy()
+    for node in [n for n in flat if n.is_block]:
+        ungroup(flat, node.id)
+    return flat
+
+
 def _chain(blocks: int) -> tuple[nn.Module, nn.Module, torch.Tensor]:
     """A chain of tiny conv-BN-ReLU blocks, nested and ungrouped: compute is negligible, so
     the time difference is what calling a block costs."""
@@ -59,10 +68,7 @@ def _chain(blocks: int) -> tuple[nn.Module, nn.Module, torch.Tensor]:
         x = b.layer("ConvBNReLU", x, channels=2, name=f"u{i}")
     b.output(x)
     nested = compile_graph(project.graph).module.eval()
-    flat_graph = project.graph.copy()
-    for node in [n for n in flat_graph if n.is_block]:
-        ungroup(flat_graph, node.id)
-    flat = compile_graph(flat_graph).module.eval()
+    flat = compile_graph(_ungrouped(project)).module.eval()
     return nested, flat, torch.randn(1, 2, 4, 4)
 
 
@@ -81,10 +87,7 @@ def run() -> list[Row]:
 
         project = _resnet_with_blocks()
         nested = compile_graph(project.graph).module
-        flat_graph = project.graph.copy()
-        for node in [n for n in flat_graph if n.is_block]:
-            ungroup(flat_graph, node.id)
-        flat = compile_graph(flat_graph).module
+        flat = compile_graph(_ungrouped(project)).module
         # the same weights: ungrouping puts the layers where the block was, so the state lines up in order
         flat.load_state_dict(dict(zip(flat.state_dict(), nested.state_dict().values(), strict=True)))
         x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))

@@ -117,7 +117,7 @@ class BlockActions(QObject):
         if kind == "removed" and self.doc.role == block_role(block_id):
             # the block on the canvas is gone (undo of a group): go back once the change is complete
             QTimer.singleShot(0, self.close_block)
-        elif kind == "changed":
+        elif kind == "renamed":  # the bar shows the name (edits inside fire "changed": not needed here)
             self.update_bar()
 
     # ------------------------------------------------------------------ navigation

@@ -110,18 +110,18 @@ class Palette(QWidget):
         library.subscribe(self._on_library)
         self.refresh_blocks()
 
-    def _on_library(self, _kind: str, _block_id: str) -> None:
-        self.refresh_blocks()
+    def _on_library(self, kind: str, _block_id: str) -> None:
+        if kind != "changed":  # the list shows names: edits inside a block do not change it
+            self.refresh_blocks()
 
     def refresh_blocks(self) -> None:
         for i in reversed(range(self.blocks_group.childCount())):
             child = self.blocks_group.takeChild(i)
             self.items.pop(child.data(0, ROLE_LAYER), None)
         for block in self.library or ():
-            uses = len(self.library.uses(block.id)) if self.library is not None else 0
             item = self._entry(self.blocks_group, block.id, block.name, PROJECT_BLOCKS, block.spec().doc)
-            item.setToolTip(0, item.toolTip(0) + f"<br><i>{block.id} · used {uses} time{'s' if uses != 1 else ''} · "
-                            "right-click to open, rename, export or delete</i>")
+            item.setToolTip(0, item.toolTip(0) + f"<br><i>{block.id} · right-click to open, rename, export or "
+                            "delete</i>")
         self.blocks_group.setExpanded(True)
         self.filter(self.search.text())
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .blocks import IDENT, BlockDef, BlockError, BlockGraph, BlockLibrary, BlockParam
+from .blocks import IDENT, BlockDef, BlockError, BlockGraph, BlockLibrary, BlockParam, free_id
 from .errors import GraphError, ProjectError
 from .layers import REGISTRY
 
@@ -145,13 +145,7 @@ def plan_merge(source: BlockLibrary, ids: Iterable[str], target: BlockLibrary) -
         if same:
             mapping[bid] = bid if bid in same else same[0]
             continue
-        new_id = bid
-        if new_id in taken:
-            stem = bid.rstrip("0123456789") or bid
-            i = 2
-            while f"{stem}{i}" in taken or f"{stem}{i}" in REGISTRY:
-                i += 1
-            new_id = f"{stem}{i}"
+        new_id = free_id(bid, taken)
         taken.add(new_id)
         existing[new_id] = doc
         mapping[bid] = new_id

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import CycleError, GraphError, ParamError, PortError, UnknownLayerError
-from .graph import Graph, GraphEvent, Node, default_name_prefix
+from .graph import Graph, GraphEvent, Node
 from .layers import REGISTRY, LayerShapeError, LayerSpec, Param, Shape
 from .layers.spec import Emitter
 
@@ -291,6 +291,17 @@ class BlockDef:
                 "graph": self.graph.to_dict()}
 
 
+def free_id(ident: str, taken: set[str]) -> str:
+    """``ident``, or ``ident`` with a number (``ResBlock2``), not in ``taken`` nor the catalogue."""
+    if ident not in taken and ident not in REGISTRY:
+        return ident
+    stem = ident.rstrip("0123456789") or ident
+    i = 2
+    while f"{stem}{i}" in taken or f"{stem}{i}" in REGISTRY:
+        i += 1
+    return f"{stem}{i}"
+
+
 def _multi_output_emit(count: int) -> Callable[[Emitter, dict[str, Any], list[Shape], list[Any]], list[Any]]:
     def emit(em: Emitter, params: dict[str, Any], shapes: list[Shape], xs: list[Any]) -> list[Any]:
         result = em.call_module(*xs)
@@ -314,7 +325,8 @@ class BlockLibrary:
 
     # ------------------------------------------------------------------ observers
     def subscribe(self, listener: Callable[[str, str], None]) -> None:
-        """``listener(kind, block_id)``: kind is added, removed, changed."""
+        """``listener(kind, block_id)``: kind is added, removed, renamed (name or doc) or changed
+        (anything else: it fires on every edit inside a block, so keep such listeners cheap)."""
         self._listeners.append(listener)
 
     def unsubscribe(self, listener: Callable[[str, str], None]) -> None:
@@ -376,18 +388,7 @@ class BlockLibrary:
         """A free block id derived from ``base`` (a name typed by the user)."""
         words = re.findall(r"[A-Za-z0-9]+", base)
         ident = "".join(w[:1].upper() + w[1:] for w in words) or "Block"
-        if not ident[0].isalpha():
-            ident = f"Block{ident}"
-        if ident not in self.defs and ident not in REGISTRY:
-            return ident
-        stem = ident.rstrip("0123456789") or ident
-        i = 2
-        while f"{stem}{i}" in self.defs or f"{stem}{i}" in REGISTRY:
-            i += 1
-        return f"{stem}{i}"
-
-    def instance_prefix(self, block_id: str) -> str:
-        return default_name_prefix(block_id)
+        return free_id(ident if ident[0].isalpha() else f"Block{ident}", set(self.defs))
 
     # ------------------------------------------------------------------ changes
     def validate_id(self, block_id: str) -> None:
@@ -454,7 +455,7 @@ class BlockLibrary:
         old = (block.name, block.doc)
         block.name = name.strip() if name is not None else block.name
         block.doc = doc if doc is not None else block.doc
-        self.changed(block_id)
+        self.changed(block_id, "renamed")
         return old
 
     def set_params(self, block_id: str, params: Iterable[BlockParam]) -> list[tuple[Graph, str, dict[str, Any]]]:
@@ -529,15 +530,16 @@ class BlockLibrary:
         self.set_params(block_id, self.without_exposed(block_id, node_id, key))
         return old
 
-    def changed(self, block_id: str) -> None:
-        """A definition changed: invalidate it and tell every graph holding instances."""
+    def changed(self, block_id: str, kind: str = "changed") -> None:
+        """A definition changed: invalidate it, tell every graph holding instances, then the
+        library's listeners (``kind`` is "renamed" when only its name or doc changed)."""
         block = self.defs.get(block_id)
         if block is None:
             return
         block.invalidate()
         for g in self.graphs().values():
             g.definition_changed(block_id)
-        self._emit("changed", block_id)
+        self._emit(kind, block_id)
 
     def _on_inner_event(self, block: BlockDef) -> Callable[[GraphEvent], None]:
         def listener(event: GraphEvent) -> None:

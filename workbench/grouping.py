@@ -144,8 +144,8 @@ class Grouping:
         lib.add(self.block)
         for nid in self.node_ids:
             g.remove_node(nid)
-        name = self.instance_name or g.unique_name(lib.instance_prefix(self.block_id))
-        node = g.add_node(self.block_id, {}, name, self.position, node_id=self.instance_id, index=index)
+        # no name: the graph names it after the block (resblock1), as any new node
+        node = g.add_node(self.block_id, {}, self.instance_name, self.position, node_id=self.instance_id, index=index)
         self.instance_id, self.instance_name = node.id, node.name
         self._added = []
         for (src, port), in_name in zip(self.sources, self.in_ports, strict=True):

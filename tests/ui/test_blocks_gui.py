@@ -280,3 +280,16 @@ def test_make_a_block_node_unique_from_the_canvas_menu(window) -> None:
     assert window.doc.undo_stack.undoText() == "Make block2 unique"
     window.doc.undo_stack.undo()
     assert project_json(window) == start
+
+
+def test_the_palette_follows_block_names_not_every_edit_inside(window, prompter) -> None:
+    assert window.open_path(RESNET)
+    item = window.palette.items["ResBlock"]
+    inner = window.doc.project.blocks.defs["ResBlock"].graph
+    inner.set_params(inner.by_name("conv1").id, {"bias": True})  # an edit inside: the entry is kept as is
+    assert window.palette.items["ResBlock"] is item
+    prompter.answers = ["Residual"]
+    window.palette.block_menu("ResBlock").actions()[1].trigger()  # Rename…
+    assert window.palette.items["ResBlock"].text(0) == "Residual"
+    window.blocks.open_definition("ResBlock")
+    assert "<b>Residual</b>" in window.blocks.bar.crumbs.text()
