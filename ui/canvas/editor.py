@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from PySide6.QtCore import QMimeData, QObject, QPointF, Qt, Signal
+from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLineEdit
 
@@ -34,7 +34,6 @@ from .items import NODE_H, NODE_W
 from .scene import GRID, GraphScene
 from .view import GraphView
 
-GRAPH_MIME = "application/x-neural-workbench-graph"
 READY_PREFIX = "ready:"
 """Palette entries of ready blocks carry ``ready:<id>``: placing one copies the block into the project."""
 
@@ -135,10 +134,10 @@ class CanvasEditor(QObject):
         text = self.selection_json()
         if text is None:
             return False
-        mime = QMimeData()
-        mime.setData(GRAPH_MIME, text.encode("utf-8"))
-        mime.setText(text)
-        QGuiApplication.clipboard().setMimeData(mime)
+        # Plain text, not a QMimeData made here: the clipboard would own a Python-created object that
+        # Qt destroys after the interpreter has shut down (a segfault at exit). The text is the
+        # fragment's JSON, tagged "neural-workbench-fragment", so paste recognises it.
+        QGuiApplication.clipboard().setText(text)
         self.message.emit(f"Copied {len(self.scene.selected_node_ids())} node(s)")
         return True
 
@@ -152,10 +151,9 @@ class CanvasEditor(QObject):
     def paste(self, text: str | None = None, offset: float = 2 * GRID, label: str = "Paste") -> list[str]:
         """Insert nodes from JSON (the clipboard by default). Bad data gives a message, not a crash."""
         if text is None:
-            mime = QGuiApplication.clipboard().mimeData()
-            if mime is None:
+            text = QGuiApplication.clipboard().text()
+            if not text:
                 return []
-            text = bytes(mime.data(GRAPH_MIME).data()).decode("utf-8") if mime.hasFormat(GRAPH_MIME) else mime.text()
         lib = self.doc.project.blocks
         try:
             doc = parse_json(text, "clipboard")
