@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import keyword
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -486,10 +487,22 @@ class Graph:
 
 
 def python_identifier(name: str) -> str:
-    """Turn a node name into a valid, non-keyword Python identifier."""
-    ident = re.sub(r"\W", "_", name.strip()) or "node"
+    """Turn a node name into a valid, non-keyword, ASCII Python identifier.
+
+    ASCII only: Python normalises non-ASCII identifiers (NFKC: ``ﬁ`` reads as ``fi``) and
+    refuses some word characters (``²``), so a generated file could name another attribute than
+    the module holds, or not parse.  Accents are dropped (``é`` -> ``e``); any other character
+    becomes ``_``.
+    """
+    parts = []
+    for ch in name.strip():
+        base = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode("ascii")
+        parts.append(base if base else "_")
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", "".join(parts)) or "node"
     if ident[0].isdigit():
         ident = "_" + ident
+    if ident.startswith("__"):  # `self.__x` in a class body is name-mangled: the attribute would differ
+        ident = "n" + ident
     if keyword.iskeyword(ident) or keyword.issoftkeyword(ident):
         ident += "_"
     return ident
