@@ -119,24 +119,28 @@ class ConnectCommand(GraphCommand):
 class SetParamsCommand(GraphCommand):
     """Change parameters of one or more nodes (multi-selection edits them together).
 
-    Consecutive edits of the same parameters of the same nodes merge into one
-    step, so typing 1-2-8 into a spin box is one undo.
+    Each typed edit is its own step.  With ``merge``, a change made by stepping a
+    number (arrows, wheel) merges into the previous step of the same gesture, so
+    clicking an arrow five times is one undo.
     """
 
     ID = 1001
 
-    def __init__(self, graph: Graph, node_ids: list[str], changes: dict[str, Any]) -> None:
+    def __init__(self, graph: Graph, node_ids: list[str], changes: dict[str, Any], merge: bool = False) -> None:
         names = ", ".join(sorted(changes))
         who = graph.nodes[node_ids[0]].name if len(node_ids) == 1 else f"{len(node_ids)} nodes"
         super().__init__(graph, f"Set {names} of {who}")
         self.new = {nid: dict(changes) for nid in node_ids}
         self.old = {nid: {k: graph.nodes[nid].params[k] for k in changes} for nid in node_ids}
+        self.merge = merge
 
     def id(self) -> int:
-        return self.ID
+        return self.ID if self.merge else -1
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, SetParamsCommand) or other.graph is not self.graph or other.new.keys() != self.new.keys():
+        if not isinstance(other, SetParamsCommand) or not (self.merge and other.merge):
+            return False
+        if other.graph is not self.graph or other.new.keys() != self.new.keys():
             return False
         if any(other.new[n].keys() != self.new[n].keys() for n in self.new):
             return False
@@ -264,19 +268,27 @@ class MakeUniqueCommand(_ChangeCommand):
 
 
 class AddBlocksCommand(QUndoCommand):
-    """Add block definitions (from the ready blocks, a block file or the clipboard)."""
+    """Add block definitions (from the ready blocks, a block file or the clipboard).
+
+    The definitions are made from JSON once; a redo adds back the same objects, because
+    later commands (an edit inside one of them) hold their inner graphs.
+    """
 
     def __init__(self, library: BlockLibrary, blocks: dict[str, Any], text: str) -> None:
         super().__init__(text)
         self.library, self.blocks = library, blocks
+        self.added: list[tuple[int, BlockDef]] = []
 
     def redo(self) -> None:
-        for bid, doc in self.blocks.items():
-            add_block_from_dict(self.library, bid, doc, f"blocks.{bid}")
+        if not self.added:
+            for bid, doc in self.blocks.items():
+                add_block_from_dict(self.library, bid, doc, f"blocks.{bid}")
+            return
+        for index, block in reversed(self.added):
+            self.library.add(block, index)
 
     def undo(self) -> None:
-        for bid in reversed(list(self.blocks)):
-            self.library.remove(bid)
+        self.added = [self.library.remove(bid) for bid in reversed(list(self.blocks))]
 
 
 class RemoveBlockCommand(QUndoCommand):

@@ -11,14 +11,31 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 from workbench.layers.spec import Param
 
 from .document import Document
-from .inspector import EDITORS, ParamEditor
+from .editors import EDITORS, ParamEditor
 
 
 class SetConfigCommand(QUndoCommand):
-    def __init__(self, doc: Document, section: str, key: str, value: Any) -> None:
+    """One field of the data or training section; with ``merge``, the steps of one arrow or
+    wheel gesture on the same field make one undo step."""
+
+    ID = 1002
+
+    def __init__(self, doc: Document, section: str, key: str, value: Any, merge: bool = False) -> None:
         super().__init__(f"Set {section} {key}")
         self.doc, self.section, self.key, self.value = doc, section, key, value
         self.old = getattr(doc.project, section)[key]
+        self.merge = merge
+
+    def id(self) -> int:
+        return self.ID if self.merge else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not (isinstance(other, SetConfigCommand) and self.merge and other.merge):
+            return False
+        if (other.doc, other.section, other.key) != (self.doc, self.section, self.key):
+            return False
+        self.value = other.value
+        return True
 
     def redo(self) -> None:
         getattr(self.doc.project, self.section)[self.key] = self.value
@@ -36,7 +53,7 @@ class ConfigForm(QWidget):
         form = QFormLayout(self)
         for p in fields:
             editor = EDITORS[p.kind](p, self)
-            editor.committed.connect(lambda value, key=p.name: self._commit(key, value))
+            editor.committed.connect(lambda value, merge, key=p.name: self._commit(key, value, merge))
             label = QLabel(p.name.replace("_", " "))
             label.setToolTip(p.doc)
             form.addRow(label, editor)
@@ -52,20 +69,23 @@ class ConfigForm(QWidget):
         # a bound slot (not a lambda): Qt drops the connection when this form is destroyed,
         # so an undo stack outliving the form never calls into deleted editors
         doc.undo_stack.indexChanged.connect(self._on_index)
-        self.load()
+        self.load(force=True)  # text typed for the previous project is dropped, never stored in this one
 
     def _on_index(self, _index: int) -> None:
         self.load()
 
-    def load(self) -> None:
+    def load(self, force: bool = False) -> None:
+        """Show the section's values (a field the user is typing in keeps its text unless ``force``)."""
         if self.doc is None:
             return
         values = getattr(self.doc.project, self.section)
         for key, editor in self.editors.items():
-            if not editor.error.isVisible():
+            if force:
                 editor.set_value(values[key])
+            else:
+                editor.sync(values[key])
 
-    def _commit(self, key: str, value: Any) -> None:
+    def _commit(self, key: str, value: Any, merge: bool = False) -> None:
         if self.doc is None or getattr(self.doc.project, self.section)[key] == value:
             return
-        self.doc.undo_stack.push(SetConfigCommand(self.doc, self.section, key, value))
+        self.doc.undo_stack.push(SetConfigCommand(self.doc, self.section, key, value, merge))

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from .editors import commit_focused_field
+
 if TYPE_CHECKING:
     from .mainwindow import MainWindow
 
@@ -16,6 +18,7 @@ class ExchangeMixin:
     """File > Export/Import: each runs in a background process with a cancellable progress dialog."""
 
     def _export_ready(self: MainWindow) -> bool:
+        commit_focused_field()  # what the user just typed is part of the model exported
         errors = self.doc.errors(["main"])  # the model is exported, whichever graph is on the canvas
         if errors:
             self.ask("Cannot export", f"Fix the graph first: {errors[0]}", QMessageBox.StandardButton.Ok)
@@ -62,7 +65,7 @@ class ExchangeMixin:
 
         from .jobs import run_with_progress
 
-        if not self.maybe_save():
+        if not self.may_replace_document(f"Import {Path(model).name}"):
             return False
         status, result = run_with_progress(self, "Importing ONNX…", import_job, str(model), str(out))
         if status == "ok":

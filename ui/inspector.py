@@ -1,7 +1,7 @@
 """The inspector: parameter editors generated from the declarations.
 
-One table maps a parameter kind to its editor.  A multi-selection of nodes of
-one type is edited together (one undo step per change).
+One table (``ui.editors.EDITORS``) maps a parameter kind to its editor.  A
+multi-selection of nodes of one type is edited together (one undo step per change).
 
 Blocks: a block node shows the parameters its block exposes and a button to
 open it.  Inside a block, each parameter of a node has an *expose* toggle that
@@ -11,15 +11,11 @@ the block itself (name, description) and lists its ports and parameters.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QInputDialog,
@@ -27,170 +23,19 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from workbench.blocks import IDENT, BlockError
 from workbench.errors import GraphError
-from workbench.layers.spec import Param, ParamValueError
 
 from .commands import RenameCommand, SetBlockInfoCommand, SetBlockParamsCommand, SetParamsCommand
 from .document import Document
+from .editors import EDITORS, ParamEditor
 
 #: prompt(title, label, default, choices) -> the text entered, or None when cancelled; replaced in tests
 Prompt = Callable[[str, str, str, list[str]], "str | None"]
-
-INT_LIMIT = 2**31 - 1
-
-
-class ParamEditor(QWidget):
-    """Wraps one editor widget; emits ``committed(value)`` with a validated value."""
-
-    committed = Signal(object)
-
-    def __init__(self, param: Param, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.param = param
-        self.error = QLabel(self)
-        self.error.setStyleSheet("color: #d32f2f; font-size: 11px;")
-        self.error.setWordWrap(True)
-        self.error.hide()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(1)
-        self.widget = self.build()
-        self.widget.setToolTip(param.doc)
-        layout.addWidget(self.widget)
-        layout.addWidget(self.error)
-        self._setting = False
-
-    def build(self) -> QWidget:  # overridden per kind
-        raise TypeError(self.param.kind)
-
-    def set_value(self, value: Any, mixed: bool = False) -> None:
-        self._setting = True
-        try:
-            self._show(value, mixed)
-        finally:
-            self._setting = False
-        self._set_error("")
-
-    def _show(self, value: Any, mixed: bool) -> None:
-        raise TypeError(self.param.kind)
-
-    def _offer(self, raw: Any) -> None:
-        """Validate as you type: commit valid values, explain invalid ones."""
-        if self._setting:
-            return
-        try:
-            value = self.param.validate(raw)
-        except ParamValueError as exc:
-            self._set_error(str(exc))
-            return
-        self._set_error("")
-        self.committed.emit(value)
-
-    def _set_error(self, text: str) -> None:
-        self.error.setText(text)
-        self.error.setVisible(bool(text))
-        self.widget.setProperty("invalid", bool(text))
-        self.widget.setStyleSheet("border: 1px solid #d32f2f;" if text else "")
-
-
-class IntEditor(ParamEditor):
-    def build(self) -> QWidget:
-        w = QSpinBox(self)
-        lo, hi = getattr(self.param, "minimum", None), getattr(self.param, "maximum", None)
-        w.setRange(-INT_LIMIT if lo is None else lo, INT_LIMIT if hi is None else hi)
-        w.setKeyboardTracking(True)
-        w.setAccelerated(True)
-        w.valueChanged.connect(self._offer)
-        return w
-
-    def _show(self, value: Any, mixed: bool) -> None:
-        self.widget.setValue(int(value))  # type: ignore[attr-defined]
-
-
-class FloatEditor(ParamEditor):
-    def build(self) -> QWidget:
-        w = QDoubleSpinBox(self)
-        lo, hi = getattr(self.param, "minimum", None), getattr(self.param, "maximum", None)
-        w.setDecimals(6)
-        w.setRange(-1e9 if lo is None else lo, 1e9 if hi is None else hi)
-        w.setSingleStep(0.01 if (hi is not None and hi <= 1) else 0.1)
-        w.valueChanged.connect(self._offer)
-        return w
-
-    def _show(self, value: Any, mixed: bool) -> None:
-        self.widget.setValue(float(value))  # type: ignore[attr-defined]
-
-
-class BoolEditor(ParamEditor):
-    def build(self) -> QWidget:
-        w = QCheckBox(self)
-        w.toggled.connect(self._offer)
-        return w
-
-    def _show(self, value: Any, mixed: bool) -> None:
-        self.widget.setChecked(bool(value))  # type: ignore[attr-defined]
-
-
-class ChoiceEditor(ParamEditor):
-    def build(self) -> QWidget:
-        w = QComboBox(self)
-        w.addItems(list(self.param.choices))  # type: ignore[attr-defined]
-        w.currentTextChanged.connect(self._offer)
-        return w
-
-    def _show(self, value: Any, mixed: bool) -> None:
-        self.widget.setCurrentText(str(value))  # type: ignore[attr-defined]
-
-
-class TextEditor(ParamEditor):
-    """Free text, int tuples (``3, 3``) and shapes (``T, 64``): parsed and validated as you type."""
-
-    def build(self) -> QWidget:
-        w = QLineEdit(self)
-        w.textEdited.connect(lambda text: self._offer(self.parse(text)))
-        return w
-
-    def parse(self, text: str) -> Any:
-        if self.param.kind == "str":
-            return text
-        # "3, 3", "[3, 3]", "3x3" and "T, 64" are all accepted
-        parts = [p for p in re.split(r"[,\s\[\]]+|(?<=\d)x(?=\d)", text) if p]
-        out: list[Any] = []
-        for p in parts:
-            try:
-                out.append(int(p))
-            except ValueError:
-                out.append(p)
-        return out
-
-    def _show(self, value: Any, mixed: bool) -> None:
-        w: QLineEdit = self.widget  # type: ignore[assignment]
-        if mixed:
-            w.setText("")
-            w.setPlaceholderText("(several values)")
-        elif isinstance(value, (tuple, list)):
-            w.setText(", ".join(str(v) for v in value))
-        else:
-            w.setText(str(value))
-
-
-EDITORS: dict[str, Callable[[Param, QWidget], ParamEditor]] = {
-    "int": IntEditor,
-    "float": FloatEditor,
-    "bool": BoolEditor,
-    "choice": ChoiceEditor,
-    "int_tuple": TextEditor,
-    "shape": TextEditor,
-    "str": TextEditor,
-}
-
 
 def ask_text(parent: QWidget, title: str, label: str, default: str, choices: list[str]) -> str | None:
     """The default prompt: an editable list of choices (or a line edit)."""
@@ -229,7 +74,15 @@ class Inspector(QScrollArea):
         doc.changed.connect(self._on_changed)
         self.show_nodes([])
 
+    def _retire_editors(self) -> None:
+        """The page is about to be replaced: its editors must not commit any more (Qt sends a
+        focused one a focus-out while deleting it, and the selection has already changed).
+        What the user typed and did not commit is dropped; leaving the field commits it."""
+        for editor in self.editors.values():
+            editor.blockSignals(True)
+
     def _show_empty(self, text: str) -> None:
+        self._retire_editors()
         label = QLabel(text)
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         label.setWordWrap(True)
@@ -241,6 +94,7 @@ class Inspector(QScrollArea):
 
     def show_nodes(self, node_ids: list[str]) -> None:
         """Build editors for the selection (all of one type, or nothing)."""
+        self._retire_editors()
         doc = self.doc
         self.node_ids = [n for n in node_ids if doc is not None and n in doc.graph.nodes]
         if doc is not None and not self.node_ids and doc.block_id is not None:
@@ -279,7 +133,7 @@ class Inspector(QScrollArea):
             editor = EDITORS[p.kind](p, page)
             values = [n.params[p.name] for n in nodes]
             editor.set_value(values[0], mixed=any(v != values[0] for v in values))
-            editor.committed.connect(lambda value, key=p.name: self._commit(key, value))
+            editor.committed.connect(lambda value, merge, key=p.name: self._commit(key, value, merge))
             label = QLabel(p.name)
             label.setToolTip(p.doc)
             if exposable:
@@ -387,6 +241,7 @@ class Inspector(QScrollArea):
 
     def _show_block(self, block_id: str) -> None:
         """With nothing selected inside a block: the block's own name, description, ports and parameters."""
+        self._retire_editors()
         doc = self.doc
         assert doc is not None
         block = doc.project.blocks.defs[block_id]
@@ -439,20 +294,20 @@ class Inspector(QScrollArea):
         if (name, text) != (block.name, block.doc):
             doc.undo_stack.push(SetBlockInfoCommand(doc.project.blocks, doc.block_id, name, text))
 
-    def _commit(self, key: str, value: Any) -> None:
+    def _commit(self, key: str, value: Any, merge: bool = False) -> None:
         doc = self.doc
         if doc is None:
             return
-        ids = [n for n in self.node_ids if doc.graph.nodes[n].params[key] != value]
+        ids = [n for n in self.node_ids if n in doc.graph.nodes and doc.graph.nodes[n].params[key] != value]
         if not ids:
             return
         try:
             for nid in ids:  # validate fully before pushing (ports in use, etc.)
                 node = doc.graph.nodes[nid]
                 doc.graph.validate_params(node.type, {**node.params, key: value}, node.name)
-            doc.undo_stack.push(SetParamsCommand(doc.graph, ids, {key: value}))
+            doc.undo_stack.push(SetParamsCommand(doc.graph, ids, {key: value}, merge=merge))
         except GraphError as exc:
-            self.editors[key]._set_error(str(exc))
+            self.editors[key].show_error(str(exc))
 
     def _rename(self) -> None:
         doc, edit = self.doc, self.name_edit
@@ -493,9 +348,7 @@ class Inspector(QScrollArea):
         for key, editor in self.editors.items():
             values = [n.params[key] for n in nodes]
             current = values[0]
-            if editor.error.isVisible():
-                continue  # do not overwrite what the user is typing
-            editor.set_value(current, mixed=any(v != current for v in values))
+            editor.sync(current, mixed=any(v != current for v in values))  # keeps what the user is typing
         if self.name_edit is not None and not self.name_edit.hasFocus():
             self.name_edit.setText(nodes[0].name)
         self._update_info()

@@ -1,12 +1,22 @@
 """Live curves on preallocated numpy buffers (pyqtgraph): appending is amortised O(1),
-drawing downsamples and clips to the view, so plotting never slows training."""
+drawing downsamples and clips to the view, so plotting never slows training.
+
+Plots sit in scrolling panels.  The wheel zooms a plot only after the user clicked
+it (it has the focus); over any other plot it scrolls the panel, so scrolling past
+a plot never zooms it and never switches its auto-range off.  Zooming or panning a
+plot does switch auto-range off (pyqtgraph's rule) until a double-click, the plot's
+"A" button or the next run (:meth:`Plot.auto_range`) turns it back on.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QMouseEvent, QPalette, QWheelEvent
 from PySide6.QtWidgets import QApplication
+
+from .wheel import forward_wheel
 
 PALETTE = ["#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#d81b60", "#3949ab",
            "#7cb342"]
@@ -76,8 +86,44 @@ def ema(y: np.ndarray, alpha: float) -> np.ndarray:
     return out
 
 
-def make_plot(title: str, left: str, bottom: str = "step") -> pg.PlotWidget:
-    w = pg.PlotWidget(title=title)
+class Plot(pg.PlotWidget):
+    """A plot that zooms with the wheel only once clicked (see the module's note)."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(title=title)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # a click (not the wheel, not Tab) picks a plot to zoom
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        if not self.hasFocus():
+            forward_wheel(self, event)
+            return
+        super().wheelEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        super().mouseDoubleClickEvent(event)
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.auto_range()
+
+    def auto_range(self) -> None:
+        """Follow the data again on both axes (after a zoom or pan)."""
+        self.getPlotItem().enableAutoRange()
+
+    def reset_view(self) -> None:
+        """For new data: neutral axes (auto-range keeps the last range while a plot is empty), then
+        follow the data."""
+        self.getPlotItem().getViewBox().setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.auto_range()
+
+    def set_title(self, title: str) -> None:
+        """The title, in the window's text colour (light or dark theme)."""
+        self.setTitle(title, color=QApplication.palette().color(QPalette.ColorRole.WindowText).name())
+
+    def auto_ranging(self) -> bool:
+        return all(self.getPlotItem().getViewBox().autoRangeEnabled())
+
+
+def make_plot(title: str, left: str, bottom: str = "step") -> Plot:
+    w = Plot(title)
     w.setBackground(None)  # follow the window's light or dark palette
     w.setLabel("left", left)
     w.setLabel("bottom", bottom)
@@ -90,7 +136,7 @@ def make_plot(title: str, left: str, bottom: str = "step") -> pg.PlotWidget:
     for axis in ("left", "bottom"):
         w.getAxis(axis).setPen(pg.mkPen(fg))
         w.getAxis(axis).setTextPen(pg.mkPen(fg))
-    w.setTitle(title, color=fg.name())
+    w.set_title(title)
     return w
 
 

@@ -22,6 +22,7 @@ from workbench.weights import WeightsError, read_checkpoint
 
 from .document import Document
 from .plots import PALETTE, curve, make_plot
+from .wheel import guard_wheel
 
 ROLE_PATH = Qt.ItemDataRole.UserRole + 1
 
@@ -43,6 +44,7 @@ class RunsPanel(QWidget):
         self.metric = QComboBox()
         self.metric.addItems(["val_loss", "val_accuracy", "train_loss", "val_mae", "val_r2"])
         self.metric.currentTextChanged.connect(lambda _t: self.plot_selected())
+        guard_wheel(self.metric)
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
         self.resume_button = QPushButton("Resume run")

@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QLineEdit
+from PySide6.QtWidgets import QApplication, QWidget
 
 from tests.ui.conftest import CNN, ROOT, drop_layer, node_point, project_json
 from tests.ui.test_screenshots import OUT, distinct_colours
@@ -29,10 +29,12 @@ def double_click(window, node_id: str) -> None:
     QTest.mouseDClick(window.view.viewport(), LEFT, NO, node_point(window, node_id))
 
 
-def type_into(edit: QLineEdit, text: str) -> None:
-    edit.setFocus()
-    edit.selectAll()
+def type_into(edit: QWidget, text: str) -> None:
+    """Click into a field, replace its text and press Enter (fields store on Enter or focus-out)."""
+    QTest.mouseClick(edit, LEFT)
+    QTest.keyClick(edit, Qt.Key.Key_A, CTRL)
     QTest.keyClicks(edit, text)
+    QTest.keyClick(edit, Qt.Key.Key_Return)
 
 
 def test_select_nodes_and_group_them_with_ctrl_g_then_undo_and_redo(window, prompter) -> None:
@@ -229,7 +231,7 @@ def test_train_and_export_check_the_model_while_a_block_is_open(window) -> None:
     window.blocks.open_definition("ResBlock")
     inner = window.doc.graph
     click(window, inner.by_name("conv2").id)
-    window.inspector.editors["groups"].widget.setValue(64)  # fine for the 64-channel example input...
+    type_into(window.inspector.editors["groups"].widget, "64")  # fine for the 64-channel example input...
     assert inner.by_name("conv2").params["groups"] == 64
     assert window.doc.shapes.errors() == []
     assert not window.training.start()  # ...not for the model's 32 channels, and the model is what trains
