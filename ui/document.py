@@ -51,6 +51,8 @@ class Document(QObject):
         self.shapes.update()
         self.undo_stack = QUndoStack(self)
         self.undo_stack.indexChanged.connect(self._after_change)
+        self.recovery_file: Path | None = None
+        """Where autosave keeps this document's unsaved work (named once: a Save As must not orphan it)."""
         register_focus(self.project.blocks, self._focus)
 
     @property
@@ -136,4 +138,8 @@ class Document(QObject):
         self._after_change()
 
     def close(self) -> None:
+        """The document is finished (replaced, or its window closed).  Its undo stack goes quiet:
+        when Qt destroys it later (at exit, or on deleteLater) it clears itself, and the signals
+        that clearing emits would reach views and slots of a half-destroyed document."""
         self.shapes.close()
+        self.undo_stack.blockSignals(True)

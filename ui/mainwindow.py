@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMenu,
@@ -23,16 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.errors import ProjectError
 from workbench.graph import Graph
-from workbench.project import Project, load_project, save_project
+from workbench.project import Project
 
 from .blocks_ui import BlockActions
 from .canvas.editor import CanvasEditor
 from .canvas.scene import GraphScene
 from .canvas.view import GraphView
 from .document import Document
+from .editors import commit_focused_field
 from .exchange import ExchangeMixin
+from .files import FilesMixin
 from .inspector import Inspector, Prompt, ask_text
 from .palette import Palette
 from .problems import ProblemsPanel
@@ -41,19 +41,20 @@ from .runs_panel import RunsPanel
 from .setup_panel import SetupPanel
 from .style import apply_theme, icon
 from .training_panel import TrainingPanel
+from .wheel import guard_wheel
 
 APP_NAME = "Neural Workbench"
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 AUTOSAVE_MS = 60_000
 #: bump when docks are added or renamed: a window state saved by another layout is ignored
 LAYOUT_VERSION = 2
-MAX_RECENT = 10
 
-#: ask(title, text, buttons) -> the button chosen; replaced in tests
-Asker = Callable[[str, str, QMessageBox.StandardButton], QMessageBox.StandardButton]
+#: ask(title, text, buttons, labels=None) -> the button chosen; ``labels`` renames buttons
+#: (e.g. Abort -> "Stop the run"); replaced in tests
+Asker = Callable[..., QMessageBox.StandardButton]
 
 
-class MainWindow(ExchangeMixin, RecoveryMixin, QMainWindow):
+class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
     """The editor window.  ``ask`` shows questions and errors (a QMessageBox by default);
     ``prompt`` asks for a line of text (a QInputDialog by default)."""
 
@@ -142,6 +143,7 @@ class MainWindow(ExchangeMixin, RecoveryMixin, QMainWindow):
             self.tabifyDockWidget(self.problems_dock, dock)
         self.setup_dock.hide()  # tabified once the window is shown (see showEvent)
         self.training.runFinished.connect(lambda _d: self.runs.refresh())
+        self.training.message.connect(self.show_message)
         self.runs.resumeRequested.connect(self._resume_run)
         self.runs.message.connect(self.show_message)
 
@@ -282,6 +284,7 @@ class MainWindow(ExchangeMixin, RecoveryMixin, QMainWindow):
         self.graph_combo.setToolTip("Which graph of the project is on the canvas (a GAN has two)")
         self.graph_combo.currentIndexChanged.connect(lambda _i: self.show_graph(self.graph_combo.currentData()))
         self.graph_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        guard_wheel(self.graph_combo)  # scrolling over the toolbar must not switch graphs
         self.graph_label_action = tb.addWidget(QLabel(" Graph: "))
         self.graph_combo_action = tb.addWidget(self.graph_combo)  # a toolbar widget is shown through its action
         run_menu.addSeparator()
@@ -311,7 +314,7 @@ class MainWindow(ExchangeMixin, RecoveryMixin, QMainWindow):
         self.training.set_document(self.doc)
         self.runs.set_document(self.doc)
         self.doc.changed.connect(self._doc_changed)
-        self.doc.undo_stack.cleanChanged.connect(lambda _clean: self._update_title())
+        self.doc.undo_stack.cleanChanged.connect(self._clean_changed)
         self._doc_changed()
 
     def show_graph(self, role: str) -> None:
@@ -380,9 +383,13 @@ class MainWindow(ExchangeMixin, RecoveryMixin, QMainWindow):
         self.params_label.setText(f"{self.doc.shapes.total_params():,} parameters{where}")
         self._update_title()
 
+    def _clean_changed(self, _clean: bool) -> None:
+        self._update_title()
+
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.doc.display_name()}[*] — {APP_NAME}")
         self.setWindowModified(self.doc.modified)
+        self.training.refresh_title()
 
     def _selection_changed(self) -> None:
         try:
@@ -398,6 +405,7 @@ class MainWindow(ExchangeMixin, RecoveryMixin, QMainWindow):
             self.resizeDocks([self.training_dock], [int(self.height() * 0.45)], Qt.Orientation.Vertical)
 
     def _train(self) -> None:
+        commit_focused_field()  # F5 while typing the learning rate trains with what was typed
         self.show_training()
         if not self.training.start():
             self.show_message(self.training.status.text())
@@ -413,119 +421,20 @@ class MainWindow(ExchangeMixin, RecoveryMixin, QMainWindow):
         self.scene.select_nodes([node_id])
         self.view.center_on_node(node_id)
 
-    # ------------------------------------------------------------------ files
-    def new_project(self) -> None:
-        if self.maybe_save():
-            self.set_document(Document(Project()))
-
-    def new_from_template(self, path: Path) -> None:
-        if not self.maybe_save():
-            return
-        try:
-            project = load_project(path)
-        except ProjectError as exc:
-            self.ask("Cannot open the template", str(exc), QMessageBox.StandardButton.Ok)
-            return
-        project.path = None  # a template is a starting point, not the file to overwrite
-        self.set_document(Document(project))
-
-    def new_from_architecture(self, make: Callable[[], Project]) -> None:
-        """A known architecture (built in memory, for designing and exporting)."""
-        if self.maybe_save():
-            self.set_document(Document(make()))
-
-    def open_dialog(self) -> None:
-        if not self.maybe_save():
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(self._last_dir()),
-                                              "Neural Workbench projects (*.json);;All files (*)")
-        if path:
-            self.open_path(path, ask_save=False)
-
-    def open_path(self, path: str | Path, ask_save: bool = True) -> bool:
-        """Open a project; errors are shown with their JSON path and the current project stays."""
-        if ask_save and not self.maybe_save():
-            return False
-        try:
-            project = load_project(path)
-        except ProjectError as exc:
-            self.ask("Cannot open the project", str(exc), QMessageBox.StandardButton.Ok)
-            return False
-        self.set_document(Document(project))
-        self._add_recent(project.path)
-        self.offer_recovery()
-        return True
-
-    def save(self) -> bool:
-        if self.doc.project.path is None:
-            return self.save_as()
-        return self._save_to(self.doc.project.path)
-
-    def save_as(self) -> bool:
-        start = str(self.doc.project.path or (self._last_dir() / f"{self.doc.project.name}.json"))
-        path, _ = QFileDialog.getSaveFileName(self, "Save project", start, "Neural Workbench projects (*.json)")
-        return self._save_to(Path(path)) if path else False
-
-    def _save_to(self, path: Path) -> bool:
-        try:
-            save_project(self.doc.project, path)
-        except OSError as exc:
-            self.ask("Cannot save", f"{path}: {exc.strerror or exc}", QMessageBox.StandardButton.Ok)
-            return False
-        self.doc.undo_stack.setClean()
-        self._add_recent(self.doc.project.path)
-        self._recovery_file().unlink(missing_ok=True)
-        self._update_title()
-        self.show_message(f"Saved {path}")
-        return True
-
-    def maybe_save(self) -> bool:
-        """Ask before discarding unsaved work; False means the user cancelled."""
-        if not self.doc.modified:
-            return True
-        B = QMessageBox.StandardButton
-        answer = self.ask("Unsaved changes", f"Save changes to {self.doc.display_name()}?",
-                          B.Save | B.Discard | B.Cancel)
-        if answer == B.Save:
-            return self.save()
-        if answer == B.Discard:
-            self._recovery_file().unlink(missing_ok=True)
-            return True
-        return False
-
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.maybe_save():
             self.training.shutdown()
             self.settings.setValue("geometry", self.saveGeometry())
             self.settings.setValue("windowState", self.saveState(LAYOUT_VERSION))
             self._autosave.stop()
+            # the document is finished: its undo stack, destroyed later (at exit), clears itself and
+            # would announce that to this window's views (QUndoStack already deleted)
+            self.doc.close()
             event.accept()
         else:
             event.ignore()
 
-    # ------------------------------------------------------------------ recent files, layout, theme
-    def _last_dir(self) -> Path:
-        recent = self.recent_files()
-        return Path(recent[0]).parent if recent else Path.home()
-
-    def recent_files(self) -> list[str]:
-        value = self.settings.value("recentFiles", [])
-        files = [value] if isinstance(value, str) else list(value or [])
-        return [f for f in files if f]
-
-    def _add_recent(self, path: Path | None) -> None:
-        if path is None:
-            return
-        files = [str(path)] + [f for f in self.recent_files() if f != str(path)]
-        self.settings.setValue("recentFiles", files[:MAX_RECENT])
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for f in self.recent_files():
-            self.recent_menu.addAction(f, lambda p=f: self.open_path(p))
-        if not self.recent_files():
-            self.recent_menu.addAction("(none)").setEnabled(False)
-
+    # ------------------------------------------------------------------ layout, theme
     def _restore_layout(self) -> None:
         geometry, state = self.settings.value("geometry"), self.settings.value("windowState")
         if isinstance(geometry, QByteArray):
@@ -560,11 +469,16 @@ class MainWindow(ExchangeMixin, RecoveryMixin, QMainWindow):
         self.ask(f"About {APP_NAME}", f"{APP_NAME}: design, train and export neural networks.",
                  QMessageBox.StandardButton.Ok)
 
-    def _message_box(self, title: str, text: str, buttons: QMessageBox.StandardButton) -> QMessageBox.StandardButton:
+    def _message_box(self, title: str, text: str, buttons: QMessageBox.StandardButton,
+                     labels: dict[QMessageBox.StandardButton, str] | None = None) -> QMessageBox.StandardButton:
         box = QMessageBox(self)
         box.setWindowTitle(title)
         box.setText(text)
         box.setStandardButtons(buttons)
+        for which, label in (labels or {}).items():
+            button = box.button(which)
+            if button is not None:
+                button.setText(label)
         box.setIcon(QMessageBox.Icon.Question if buttons != QMessageBox.StandardButton.Ok
                     else QMessageBox.Icon.Warning)
         return QMessageBox.StandardButton(box.exec())

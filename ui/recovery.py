@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +31,14 @@ class RecoveryMixin:
         return Path(base or Path.home() / ".neural-workbench") / "recovery"
 
     def _recovery_file(self: MainWindow) -> Path:
-        key = str(self.doc.project.path or f"untitled-{id(self.doc)}")
-        return self.recovery_dir() / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+        """The document's recovery file.  It is named once, when first needed, and kept by the
+        document: naming it after the current path lost it on Save As (the untitled work's file
+        stayed behind and was offered as crashed work when the next project was opened)."""
+        doc = self.doc
+        if doc.recovery_file is None:
+            key = str(doc.project.path) if doc.project.path else f"untitled-{uuid.uuid4().hex}"
+            doc.recovery_file = self.recovery_dir() / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+        return doc.recovery_file
 
     def autosave(self: MainWindow) -> Path | None:
         """Write unsaved work to a recovery file (never over the project itself)."""

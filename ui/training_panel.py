@@ -2,12 +2,19 @@
 
 Training runs in a worker process (``workbench.training.worker``); a 20 Hz timer
 drains its events into preallocated series, so the editor never waits on it.
+
+The dashboard shows one run at a time and says whose (project and run folder); a new
+run starts from a clean dashboard.  A run can be *detached* (when another project is
+opened): it trains on in the background, its events are read and dropped so the
+worker never blocks on a full queue, and its end is reported (``message``).
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +42,11 @@ from workbench.imaging import grid
 from workbench.training.worker import TrainingProcess
 
 from .document import Document
-from .plots import PALETTE, Series, curve, make_plot
+from .plots import PALETTE, Plot, Series, curve, make_plot
+from .wheel import guard_wheel
+
+#: the smallest plot that still reads (ticks, a legend and a curve); a shorter dock scrolls
+MIN_PLOT_HEIGHT = 150
 
 
 def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
@@ -43,12 +54,23 @@ def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
     return grid(images, cols, fill=np.nan)
 
 
+@dataclass
+class BackgroundRun:
+    """A run detached from the dashboard, still training."""
+
+    process: TrainingProcess
+    project: str
+    run_dir: str | None
+
+
 class TrainingPanel(QWidget):
     """Signals:
     runFinished(str): a run ended (its folder), so the runs panel can refresh.
+    message(str): news for the status bar (a background run ended).
     """
 
     runFinished = Signal(str)
+    message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,18 +84,29 @@ class TrainingPanel(QWidget):
         self._ticks = 0
         self._last_batch: dict[str, Any] | None = None
         self.d_loss: Series | None = None
+        self.confusion: np.ndarray | None = None
+        self.run_project = ""
+        """The project whose run the dashboard shows (named as it was when the run started)."""
+        self.background: list[BackgroundRun] = []
         self._build()
         self.tabs.currentChanged.connect(lambda _i: self.redraw_visible())
         self.timer = QTimer(self)
         self.timer.setInterval(50)  # 20 Hz
         self.timer.timeout.connect(self.drain)
+        self._background_timer = QTimer(self)
+        self._background_timer.setInterval(500)
+        self._background_timer.timeout.connect(self._drain_background)
 
     # ------------------------------------------------------------------ construction
     def _build(self) -> None:
+        self.title = QLabel()
+        self.title.setObjectName("runTitle")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.device = QComboBox()
         self.device.setToolTip("Device to train on; listed by the worker process (the GUI never touches CUDA)")
         self.device.addItem("auto (best available)", "auto")
         self.device.addItem("cpu", "cpu")
+        guard_wheel(self.device)
         self.train_button = QPushButton("Train")
         self.train_button.setObjectName("trainButton")
         self.pause_button = QPushButton("Pause")
@@ -118,6 +151,7 @@ class TrainingPanel(QWidget):
         self.smoothing.setValue(60)
         self.smoothing.setToolTip("Smoothing of the per-step training loss (exponential moving average)")
         self.smoothing.valueChanged.connect(self._smoothing_changed)
+        guard_wheel(self.smoothing)
         self.log_axis = QCheckBox("log loss axis")
         self.log_axis.toggled.connect(lambda on: self.loss_plot.setLogMode(y=on))
         export_png = QPushButton("Export plots (PNG)…")
@@ -149,6 +183,8 @@ class TrainingPanel(QWidget):
         self.results_plot.addItem(self.results_image)
         self.results_scatter = pg.ScatterPlotItem(size=5, brush=pg.mkBrush(PALETTE[0]))
         self.results_plot.addItem(self.results_scatter)
+        for plot in self.plots():
+            plot.setMinimumHeight(MIN_PLOT_HEIGHT)  # below this a short dock scrolls rather than squash them
 
         self.tabs = QTabWidget()
         curves = QWidget()
@@ -166,13 +202,32 @@ class TrainingPanel(QWidget):
         self.generated.setPlaceholderText("Language models write samples here after each validation.")
         self.tabs.addTab(self.generated, "Generated text")
         main = QVBoxLayout(self)
+        main.addWidget(self.title)
         main.addLayout(bar)
         main.addWidget(self.status)
         main.addWidget(self.tabs, 1)
         self._smoothing_changed(self.smoothing.value())
 
+    def heightForWidth(self, width: int) -> int:
+        # The dashboard sits in a scroll area, which sizes a widget with a wrapped label (the status line)
+        # by its height-for-width: here the four plots' preferred height (~1,100 px), so the plots were
+        # cut off below a short dock.  It takes the height it is given instead, down to its minimum.
+        return self.minimumSizeHint().height()
+
     def set_document(self, doc: Document) -> None:
         self.doc = doc
+        self.refresh_title()
+
+    def refresh_title(self) -> None:
+        """With no run shown, name the open project (after Open, New or Save As)."""
+        if self.process is None and self.doc is not None:
+            self._set_title(self.doc.display_name(), None)
+
+    def _set_title(self, project: str, run: str | None) -> None:
+        """Name the project and the run (its folder) the dashboard shows."""
+        self.run_project = project
+        what = "no run yet" if run is None else f"run <b>{html.escape(run)}</b>" if run else "starting a run…"
+        self.title.setText(f"<b>{html.escape(project)}</b> · {what}")
 
     # ------------------------------------------------------------------ control
     @property
@@ -188,6 +243,7 @@ class TrainingPanel(QWidget):
             self.status.setText(f"Fix the graph first: {errors[0]}")
             return False
         self.reset()
+        self._set_title(self.doc.display_name(), "")
         overrides = {"device": self.device.currentData()}
         self.process = TrainingProcess(self.doc.project.to_json(), self.doc.project.path, overrides,
                                        resume=Path(resume) if resume else None)
@@ -221,19 +277,102 @@ class TrainingPanel(QWidget):
             self.process.stop()
             self.status.setText("Stopping after the current step (a checkpoint will be written)…")
 
+    def detach(self) -> bool:
+        """Let the streaming run train on in the background, away from the dashboard, which
+        clears for the next run.  Its events are still read (and dropped) and its end reported."""
+        if not self.running or self.process is None:
+            return False
+        self.background.append(BackgroundRun(self.process, self.run_project, self.run_dir))
+        self.process = None
+        self.timer.stop()
+        self._background_timer.start()
+        project = self.run_project
+        self.reset()
+        self._idle_buttons()
+        self.refresh_title()
+        self.status.setText(f"The run of {html.escape(project)} goes on in the background; "
+                            "it is listed in Runs when it ends.")
+        return True
+
+    def _drain_background(self) -> None:
+        for run in list(self.background):
+            for e in run.process.poll():
+                if e["type"] == "start":
+                    run.run_dir = e["run_dir"]
+                elif e["type"] == "done":
+                    self._background_news(f"The background run of {run.project} {e['summary']['status']} "
+                                          f"after {e['summary']['epochs_done']} epoch(s).")
+                elif e["type"] in ("error", "died"):
+                    self._background_news(f"The background run of {run.project} failed: {e['message']}")
+            if run.process.finished:
+                self.background.remove(run)
+                self.runFinished.emit(run.run_dir or "")
+        if not self.background:
+            self._background_timer.stop()
+
+    def _background_news(self, text: str) -> None:
+        self.message.emit(text)
+        if self.process is None:  # an idle dashboard says it too (it said the run went on)
+            self.status.setText(html.escape(text))
+
     def shutdown(self) -> None:
-        """On window close: stop the worker without waiting on the GUI thread."""
-        if self.process is not None and self.process.alive:
-            self.process.stop()
-            QTimer.singleShot(3000, self.process.kill)
+        """On window close: stop the workers (the shown run and background ones) without
+        waiting on the GUI thread."""
+        for process in [self.process, *(run.process for run in self.background)]:
+            if process is not None and process.alive:
+                process.stop()
+                QTimer.singleShot(3000, process.kill)
+
+    def plots(self) -> list[Plot]:
+        return [self.loss_plot, self.metric_plot, self.lr_plot, self.speed_plot, self.grad_plot, self.weight_plot,
+                self.results_plot]
 
     def reset(self) -> None:
-        for s in (self.train_loss, self.val_loss_series, self.lr, self.speed, *self.metric_series.values(),
-                  *self.grad_series.values(), *self.weight_series.values()):
+        """A clean dashboard for a new run: curves and their legends, per-layer plots, results,
+        generated text, progress; plots a user zoomed follow the data again."""
+        for s in (self.train_loss, self.val_loss_series, self.lr, self.speed):
             s.clear()
             s.redraw()
+        for s in self.metric_series.values():
+            self.metric_plot.removeItem(s.curve)
+        self.metric_series = {}
+        if self.d_loss is not None:
+            self.loss_plot.removeItem(self.d_loss.curve)
+            self.d_loss = None
+        self._label_loss_curves("train (per step)")
+        self._setup_layers([])
+        self.results_image.clear()
+        self.results_scatter.clear()
+        self.results_plot.setAspectLocked(False)
+        self.results_plot.set_title("Results")
+        self.confusion = None
+        self.generated.clear()
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
         self.epoch_step.clear()
         self.history: list[dict[str, Any]] = []
+        self.run_dir = None
+        self.epochs = 0
+        self._last_batch = None
+        for plot in self.plots():
+            plot.reset_view()
+
+    def _label_loss_curves(self, train_name: str) -> None:
+        """The loss legend, in order (pyqtgraph keeps a curve's first name in its legend)."""
+        legend = self.loss_plot.getPlotItem().legend
+        legend.clear()
+        series = [(self.train_loss, train_name), (self.val_loss_series, "validation")]
+        if self.d_loss is not None:
+            series.append((self.d_loss, "discriminator (per step)"))
+        for s, name in series:
+            s.curve.opts["name"] = name
+            legend.addItem(s.curve, name)
+
+    def _idle_buttons(self) -> None:
+        self.train_button.setEnabled(True)
+        self.pause_button.setEnabled(False)
+        self.pause_button.setText("Pause")
+        self.stop_button.setEnabled(False)
 
     # ------------------------------------------------------------------ events
     def drain(self) -> None:
@@ -249,10 +388,7 @@ class TrainingPanel(QWidget):
             self.redraw_visible()
         if self.process.finished:
             self.timer.stop()
-            self.train_button.setEnabled(True)
-            self.pause_button.setEnabled(False)
-            self.pause_button.setText("Pause")
-            self.stop_button.setEnabled(False)
+            self._idle_buttons()
 
     def _show_progress(self, e: dict[str, Any]) -> None:
         p = e["progress"]
@@ -281,6 +417,8 @@ class TrainingPanel(QWidget):
             self._fill_devices(e["devices"])
         elif kind == "start":
             self.run_dir = e["run_dir"]
+            self._set_title(self.run_project, Path(e["run_dir"]).name if e.get("run_dir") else "")
+            self.title.setToolTip(str(e.get("run_dir") or ""))
             self.epochs = e["epochs"]
             self.steps_per_epoch = e["steps_per_epoch"]
             self.status.setText(f"Training on {e['device']}: {e['train_samples']:,} training and "
@@ -291,7 +429,7 @@ class TrainingPanel(QWidget):
             if "d_loss" in e:  # adversarial: both players' losses
                 if self.d_loss is None:
                     self.d_loss = curve(self.loss_plot, "discriminator (per step)", PALETTE[4])
-                    self.train_loss.curve.opts["name"] = "generator (per step)"
+                    self._label_loss_curves("generator (per step)")
                 self.d_loss.append(e["step"], e["d_loss"])
             self.lr.append(e["step"], e["lr"])
             if e["samples_per_s"] > 0:
@@ -392,26 +530,26 @@ class TrainingPanel(QWidget):
                                            f"{e['text']}\n")
         if "generated" in e:
             self.results_image.setImage(np.flipud(image_grid(np.asarray(e["generated"]), cols=8)).T)
-            self.results_plot.setTitle(f"Generated samples, epoch {e['epoch']}")
+            self.results_plot.set_title(f"Generated samples, epoch {e['epoch']}")
             return
         if "latent" in e:
             pts = np.asarray(e["latent"])
             labels = np.asarray(e.get("latent_labels", np.zeros(len(pts)))).astype(int)
             brushes = [pg.mkBrush(PALETTE[i % len(PALETTE)]) for i in labels[: len(pts)]]
             self.results_scatter.setData(pts[:, 0], pts[:, 1], brush=brushes)
-            self.results_plot.setTitle(f"2-D latent codes of validation samples, coloured by class, epoch {e['epoch']}")
+            self.results_plot.set_title(f"2-D latent codes of validation samples, coloured by class, epoch {e['epoch']}")
             return
         if "confusion" in e:
             cm = np.asarray(e["confusion"], dtype=np.float32)
             norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
             self.results_image.setImage(norm.T, levels=(0, 1))
-            self.results_plot.setTitle(f"Confusion matrix, epoch {e['epoch']} (rows: true, columns: predicted)")
+            self.results_plot.set_title(f"Confusion matrix, epoch {e['epoch']} (rows: true, columns: predicted)")
             self.confusion = cm
         elif task == "regression":
             out = np.asarray(e["samples"]["outputs"]).reshape(-1)
             tgt = np.asarray(e["samples"]["targets"]).reshape(-1)
             self.results_scatter.setData(tgt, out)
-            self.results_plot.setTitle(f"Predictions vs targets, epoch {e['epoch']}")
+            self.results_plot.set_title(f"Predictions vs targets, epoch {e['epoch']}")
         elif task == "reconstruction":
             inputs = np.asarray(e.get("inputs", []))
             outs = np.asarray(e["samples"]["outputs"])
@@ -419,7 +557,7 @@ class TrainingPanel(QWidget):
                 k = min(8, len(inputs), len(outs))
                 both = np.concatenate([inputs[:k].reshape(k, -1), outs[:k].reshape(k, -1)])
                 self.results_image.setImage(np.flipud(image_grid(both, cols=k)).T)
-            self.results_plot.setTitle(f"Inputs (top) and reconstructions (bottom), epoch {e['epoch']}")
+            self.results_plot.set_title(f"Inputs (top) and reconstructions (bottom), epoch {e['epoch']}")
 
     def _smoothing_changed(self, value: int) -> None:
         self.train_loss.set_smoothing(value / 100.0)

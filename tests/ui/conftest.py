@@ -27,9 +27,14 @@ class Asker:
     def __init__(self) -> None:
         self.asked: list[tuple[str, str]] = []
         self.answers: list[QMessageBox.StandardButton] = []
+        self.buttons: list[QMessageBox.StandardButton] = []
+        self.labels: list[dict[QMessageBox.StandardButton, str]] = []
 
-    def __call__(self, title: str, text: str, buttons: QMessageBox.StandardButton) -> QMessageBox.StandardButton:
+    def __call__(self, title: str, text: str, buttons: QMessageBox.StandardButton,
+                 labels: dict[QMessageBox.StandardButton, str] | None = None) -> QMessageBox.StandardButton:
         self.asked.append((title, text))
+        self.buttons.append(buttons)
+        self.labels.append(labels or {})
         if self.answers:
             return self.answers.pop(0)
         return QMessageBox.StandardButton.Ok if buttons == QMessageBox.StandardButton.Ok else (

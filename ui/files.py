@@ -1,0 +1,152 @@
+"""Files: new, open, save, the questions asked before a project is replaced, recent files
+(part of the main window)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from workbench.errors import ProjectError
+from workbench.project import Project, load_project, save_project
+
+from .document import Document
+from .editors import commit_focused_field
+
+if TYPE_CHECKING:
+    from .mainwindow import MainWindow
+
+MAX_RECENT = 10
+
+
+class FilesMixin:
+    """File > New, Open, Save; what happens to unsaved changes and a streaming run first."""
+
+    def new_project(self: MainWindow) -> None:
+        if self.may_replace_document("Start a new project"):
+            self.set_document(Document(Project()))
+
+    def new_from_template(self: MainWindow, path: Path) -> None:
+        try:
+            project = load_project(path)
+        except ProjectError as exc:
+            self.ask("Cannot open the template", str(exc), QMessageBox.StandardButton.Ok)
+            return
+        if not self.may_replace_document(f"Start from {project.name}"):
+            return
+        project.path = None  # a template is a starting point, not the file to overwrite
+        self.set_document(Document(project))
+
+    def new_from_architecture(self: MainWindow, make: Callable[[], Project]) -> None:
+        """A known architecture (built in memory, for designing and exporting)."""
+        if self.may_replace_document("Start a new project"):
+            self.set_document(Document(make()))
+
+    def open_dialog(self: MainWindow) -> None:
+        commit_focused_field()  # before the dialog takes the focus (and would commit it unasked)
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(self._last_dir()),
+                                              "Neural Workbench projects (*.json);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self: MainWindow, path: str | Path, ask_save: bool = True) -> bool:
+        """Open a project; errors are shown with their JSON path and the current project stays.
+        A streaming run and unsaved changes are asked about first (see :meth:`may_replace_document`),
+        unless ``ask_save`` is False: the caller has settled them."""
+        try:
+            project = load_project(path)
+        except ProjectError as exc:
+            self.ask("Cannot open the project", str(exc), QMessageBox.StandardButton.Ok)
+            return False
+        if ask_save and not self.may_replace_document(f"Open {Path(path).name}"):
+            return False
+        self.set_document(Document(project))
+        self._add_recent(project.path)
+        self.offer_recovery()
+        return True
+
+    def may_replace_document(self: MainWindow, action: str) -> bool:
+        """Before another project takes the window: what the user typed in a field is committed,
+        then a streaming run (stop it, keep it in the background, or cancel) and unsaved changes
+        are asked about.  Nothing happens to the run unless every question is answered."""
+        commit_focused_field()
+        B = QMessageBox.StandardButton
+        run = B.NoButton
+        if self.training.running:
+            run = self.ask("A run is training",
+                           f"A run of {self.training.run_project} is still training. {action}: stop the run "
+                           "(it saves a checkpoint), keep it running in the background (listed in Runs when it "
+                           "ends), or cancel?", B.Abort | B.Ignore | B.Cancel,
+                           labels={B.Abort: "Stop the run", B.Ignore: "Keep it running", B.Cancel: "Cancel"})
+            if run not in (B.Abort, B.Ignore):
+                return False
+        if not self.maybe_save():
+            return False
+        if run == B.Abort:
+            self.training.stop()
+        elif run == B.Ignore:
+            self.training.detach()
+        return True
+
+    def save(self: MainWindow) -> bool:
+        commit_focused_field()
+        if self.doc.project.path is None:
+            return self.save_as()
+        return self._save_to(self.doc.project.path)
+
+    def save_as(self: MainWindow) -> bool:
+        start = str(self.doc.project.path or (self._last_dir() / f"{self.doc.project.name}.json"))
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", start, "Neural Workbench projects (*.json)")
+        return self._save_to(Path(path)) if path else False
+
+    def _save_to(self: MainWindow, path: Path) -> bool:
+        try:
+            save_project(self.doc.project, path)
+        except OSError as exc:
+            self.ask("Cannot save", f"{path}: {exc.strerror or exc}", QMessageBox.StandardButton.Ok)
+            return False
+        self.doc.undo_stack.setClean()
+        self._add_recent(self.doc.project.path)
+        self._recovery_file().unlink(missing_ok=True)
+        self._update_title()
+        self.show_message(f"Saved {path}")
+        return True
+
+    def maybe_save(self: MainWindow) -> bool:
+        """Ask before discarding unsaved work; False means the user cancelled."""
+        commit_focused_field()
+        if not self.doc.modified:
+            return True
+        B = QMessageBox.StandardButton
+        answer = self.ask("Unsaved changes", f"Save changes to {self.doc.display_name()}?",
+                          B.Save | B.Discard | B.Cancel)
+        if answer == B.Save:
+            return self.save()
+        if answer == B.Discard:
+            self._recovery_file().unlink(missing_ok=True)
+            return True
+        return False
+
+    def _last_dir(self: MainWindow) -> Path:
+        recent = self.recent_files()
+        return Path(recent[0]).parent if recent else Path.home()
+
+    def recent_files(self: MainWindow) -> list[str]:
+        value = self.settings.value("recentFiles", [])
+        files = [value] if isinstance(value, str) else list(value or [])
+        return [f for f in files if f]
+
+    def _add_recent(self: MainWindow, path: Path | None) -> None:
+        if path is None:
+            return
+        files = [str(path)] + [f for f in self.recent_files() if f != str(path)]
+        self.settings.setValue("recentFiles", files[:MAX_RECENT])
+
+    def _fill_recent(self: MainWindow) -> None:
+        self.recent_menu.clear()
+        for f in self.recent_files():
+            self.recent_menu.addAction(f, lambda p=f: self.open_path(p))
+        if not self.recent_files():
+            self.recent_menu.addAction("(none)").setEnabled(False)
