@@ -280,13 +280,20 @@ class MakeUnique:
         self.node_id, self.old_type = node_id, node.type
         self.new_type = lib.new_id(block.id)
         self.doc = {**block.to_dict(), "name": f"{block.name} (copy)"}
+        self._copy: BlockDef | None = None
+        self._index: int | None = None
         self._record: list[dict[str, Any]] = []
         self._edges: list[Edge] = []
 
     def apply(self) -> str:
         """Make the change; returns the new block's id."""
         g = self.graph
-        add_block_from_dict(self.library, self.new_type, self.doc, f"blocks.{self.new_type}")
+        if self._copy is None:
+            self._copy = add_block_from_dict(self.library, self.new_type, self.doc, f"blocks.{self.new_type}")
+        else:
+            # a redo puts back the very copy (and inner graph) it took away: later changes made
+            # inside it hold that graph, and must reach the block the project uses
+            self.library.add(self._copy, self._index)
         self._record = g.records([self.node_id])
         self._edges = [e for e in g.sorted_edges() if self.node_id in (e.src, e.dst)]
         g.remove_node(self.node_id)
@@ -297,7 +304,7 @@ class MakeUnique:
         g = self.graph
         g.remove_node(self.node_id)
         g.restore(self._record, self._edges)
-        self.library.remove(self.new_type)
+        self._index, self._copy = self.library.remove(self.new_type)
 
 
 def _infer(graph: Graph) -> dict[str, Any]:

@@ -1,15 +1,21 @@
 """Property: any random sequence of edits, undone completely, returns the starting
 graph; redone completely, returns the edited graph (compared as project JSON).
 
-The edits include grouping nodes into blocks, ungrouping them and editing inside
-a block, so the blocks section of the project is covered too."""
+The edits include grouping nodes into blocks, ungrouping them, making a block
+unique, adding ready blocks and editing inside a block, so the blocks section of
+the project is covered too.
+
+The search is derandomized and keeps no example database, so every run tries the
+same cases: a failure seen once fails every time.  Each failure found (here or by a
+longer search, see ``HUNT`` below) stays as an explicit ``@example``."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import QPointF
 
@@ -32,9 +38,13 @@ from workbench.graph import Edge, Graph
 from workbench.grouping import Grouping, MakeUnique, Ungrouping
 from workbench.layers import REGISTRY
 from workbench.project import load_project
+from workbench.ready_blocks import ready_catalogue
 
 SAMPLES = [Path(__file__).resolve().parents[2] / "samples" / name for name in ("digits_cnn.json", "digits_resnet.json")]
-LAYERS = sorted(REGISTRY)
+CNN, RESNET = SAMPLES
+LAYERS = sorted(REGISTRY) + [f"ready:{b.id}" for b in ready_catalogue()]
+#: a longer, random search: HUNT=3000 pytest tests/ui/test_undo_property.py (add what it finds as @example)
+HUNT = int(os.environ.get("HUNT", "0"))
 
 op = st.one_of(
     st.tuples(st.just("add"), st.sampled_from(LAYERS), st.integers(-300, 300), st.integers(-300, 300)),
@@ -126,8 +136,13 @@ def apply(editor: CanvasEditor, doc: Document, action: tuple) -> None:
                 _set_int_param(stack, inner, layers[action[2] % len(layers)], action[2])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=HUNT or 150, derandomize=not HUNT, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(sample=st.sampled_from(SAMPLES), actions=st.lists(op, min_size=1, max_size=25))
+# Make Block Unique, then an edit inside the copy: redo re-created the copy, and the edit went to the old one
+@example(sample=RESNET, actions=[("unique", 0), ("inner", 1, 0)])
+# the same with a ready block dropped from the palette (its redo re-created the block too)
+@example(sample=CNN, actions=[("add", "ready:ResBlock", 0, 0), ("inner", 0, 0)])
 def test_random_edits_undo_to_the_start_and_redo_to_the_end(qtbot, sample, actions) -> None:
     doc = Document(load_project(sample))  # the ResNet starts with blocks to ungroup and edit inside
     scene = GraphScene(doc)
