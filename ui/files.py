@@ -28,21 +28,12 @@ class FilesMixin:
         if self.may_replace_document("Start a new project"):
             self.set_document(Document(Project()))
 
-    def new_from_template(self: MainWindow, path: Path) -> None:
-        try:
-            project = load_project(path)
-        except ProjectError as exc:
-            self.ask("Cannot open the template", str(exc), QMessageBox.StandardButton.Ok)
-            return
-        if not self.may_replace_document(f"Start from {project.name}"):
-            return
-        project.path = None  # a template is a starting point, not the file to overwrite
-        self.set_document(Document(project))
-
-    def new_from_architecture(self: MainWindow, make: Callable[[], Project]) -> None:
-        """A known architecture (built in memory, for designing and exporting)."""
-        if self.may_replace_document("Start a new project"):
-            self.set_document(Document(make()))
+    def new_from_template(self: MainWindow, make: Callable[[], Project]) -> None:
+        """A starting point (a sample with its data and training set-up, or a known architecture),
+        built in memory: a new, untitled project."""
+        project = make()
+        if self.may_replace_document(f"Start from {project.name}"):
+            self.set_document(Document(project))
 
     def open_dialog(self: MainWindow) -> None:
         commit_focused_field()  # before the dialog takes the focus (and would commit it unasked)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent, QUndoCommand, QUndoGroup
@@ -44,7 +42,6 @@ from .training_panel import TrainingPanel
 from .wheel import guard_wheel
 
 APP_NAME = "Neural Workbench"
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 AUTOSAVE_MS = 60_000
 #: bump when docks are added or renamed: a window state saved by another layout is ignored
 LAYOUT_VERSION = 2
@@ -220,17 +217,14 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         m = mb.addMenu("&File")
         m.addAction(self.act_new)
         self.templates_menu = m.addMenu("New from &Template")
-        for path in sorted(SAMPLES_DIR.glob("*.json")):
-            try:
-                title = json.loads(path.read_text()).get("name", path.stem)
-            except (OSError, ValueError):
-                continue
-            self.templates_menu.addAction(title, lambda p=path: self.new_from_template(p))
-        self.templates_menu.addSeparator()
-        from workbench.templates import TEMPLATES
+        from workbench.templates import starting_points
 
-        for title, make in TEMPLATES.items():
-            self.templates_menu.addAction(f"{title} (architecture)", lambda m=make: self.new_from_architecture(m))
+        # built in code, so every install has them (not files of the source checkout)
+        for i, (template_id, (title, make)) in enumerate(starting_points().items()):
+            if i and template_id in ("lenet5",):
+                self.templates_menu.addSeparator()  # the architectures after the samples
+            action = self.templates_menu.addAction(title, lambda m=make: self.new_from_template(m))
+            action.setObjectName(f"template_{template_id}")
         m.addAction(self.act_open)
         self.recent_menu = m.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)

@@ -15,11 +15,16 @@ from .graph import Graph
 from .project import Project
 from .ready_blocks import add_ready
 
+#: the vision architectures' data: RGB images resized to 224 from a folder the user chooses
+IMAGES_224 = {"dataset": "image_folder", "image_size": 224, "grayscale": False}
 
-def _project(b: GraphBuilder, name: str, description: str) -> Project:
+
+def _project(b: GraphBuilder, name: str, description: str, data: dict | None = None) -> Project:
+    """An architecture with a data set-up that fits its Input: an image folder (the user points
+    ``data.path`` at their images; until then ``check`` warns that the data is not there), or text."""
     b.auto_layout()
-    return Project(b.graph, name, description,
-                   validate_section(DATA_FIELDS, {"dataset": "digits"}), validate_section(TRAINING_FIELDS, {}))
+    data = data if data is not None else IMAGES_224
+    return Project(b.graph, name, description, validate_section(DATA_FIELDS, data), validate_section(TRAINING_FIELDS, {}))
 
 
 def lenet5() -> Project:
@@ -33,7 +38,8 @@ def lenet5() -> Project:
     x = b.layer("Tanh", b.layer("Linear", x, out_features=120, name="c5"), name="t5")
     x = b.layer("Tanh", b.layer("Linear", x, out_features=84, name="f6"), name="t6")
     b.output(b.layer("Linear", x, out_features=10, name="f7"), name="logits")
-    return _project(b, "LeNet-5", "LeCun et al. 1998 on 32x32 images: 61,706 parameters.")
+    return _project(b, "LeNet-5", "LeCun et al. 1998 on 32x32 images: 61,706 parameters.",
+                    {"dataset": "image_folder", "image_size": 32, "grayscale": True})
 
 
 def alexnet() -> Project:
@@ -77,7 +83,7 @@ def vgg16() -> Project:
 def _resnet(blocks: tuple[int, ...], bottleneck: bool, name: str, description: str) -> Project:
     """ResNet from the ready blocks: each residual block is one node (``layer2_0``), as in
     torchvision's ``layer2[0]``; open one to see its convolutions."""
-    project = Project(Graph(), name, description, validate_section(DATA_FIELDS, {"dataset": "digits"}),
+    project = Project(Graph(), name, description, validate_section(DATA_FIELDS, IMAGES_224),
                       validate_section(TRAINING_FIELDS, {}))
     add_ready(project.blocks, ["ConvBNReLU", "Bottleneck", "BottleneckDown"] if bottleneck
               else ["ConvBNReLU", "ResBlock", "ResBlockDown"])
@@ -125,8 +131,10 @@ def bert_base() -> Project:
     cls = b.layer("SequencePool", x, mode="first", name="cls")
     b.output(b.layer("Tanh", b.layer("Linear", cls, out_features=768, name="pooler"), name="pooler_act"),
              name="pooled")
+    # token ids come from the user's own tokenised data (a CSV of ids): none is bundled
     return _project(b, "BERT-base encoder", "Devlin et al. 2018, 12 layers x 768 wide, with pooler: "
-                    "109,482,240 parameters (LayerNorm eps in the encoder layers is PyTorch's 1e-5).")
+                    "109,482,240 parameters (LayerNorm eps in the encoder layers is PyTorch's 1e-5).",
+                    {"dataset": "csv"})
 
 
 TEMPLATES: dict[str, Callable[[], Project]] = {
@@ -137,3 +145,23 @@ TEMPLATES: dict[str, Callable[[], Project]] = {
     "ResNet-50": resnet50,
     "BERT-base": bert_base,
 }
+
+
+#: command-line ids of the architectures
+ARCHITECTURE_IDS = {"LeNet-5": "lenet5", "AlexNet": "alexnet", "VGG-16": "vgg16", "ResNet-18": "resnet18",
+                    "ResNet-50": "resnet50", "BERT-base": "bert_base"}
+
+
+#: every starting point by a command-line id: the sample projects (with data and training set-up)
+#: and the known architectures above (``workbench new --template ID``, File > New from Template)
+def starting_points() -> dict[str, tuple[str, Callable[[], Project]]]:
+    """id -> (title, factory); samples first (``digits_cnn``), then architectures (``resnet50``)."""
+    from .samples import SAMPLE_TITLES, SAMPLES
+
+    out: dict[str, tuple[str, Callable[[], Project]]] = {}
+    for file, make in SAMPLES.items():
+        stem = file.removesuffix(".json")
+        out[stem] = (SAMPLE_TITLES[stem], make)
+    for title, make in TEMPLATES.items():
+        out[ARCHITECTURE_IDS[title]] = (f"{title} (architecture)", make)
+    return out
