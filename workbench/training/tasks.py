@@ -29,8 +29,12 @@ class MetricAccumulator:
     correct_k: int = 0
     abs_err: float = 0.0
     sq_err: float = 0.0
-    y_sum: float = 0.0
-    y_sq: float = 0.0
+    # regression R², per output column in float64: running mean, sum of squared deviations (merged batch by
+    # batch, Chan et al.) and sum of squared errors
+    y_mean: torch.Tensor | None = None
+    y_m2: torch.Tensor | None = None
+    col_sse: torch.Tensor | None = None
+    classes: int = 0
     confusion: torch.Tensor | None = None
     samples: dict[str, Any] = field(default_factory=dict)
 
@@ -44,21 +48,46 @@ class MetricAccumulator:
         elif self.task == "classification":
             pred = out.argmax(1)
             self.correct += int((pred == y).sum())
-            k = min(self.top_k, out.shape[1])
-            self.correct_k += int((out.topk(k, 1).indices == y[:, None]).any(1).sum())
+            self.classes = int(out.shape[1])
+            if self.top_k < self.classes:  # top-k of k >= classes is always 1.0: not reported
+                self.correct_k += int((out.topk(self.top_k, 1).indices == y[:, None]).any(1).sum())
             if self.confusion is None:
                 self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
             idx = y.cpu() * self.num_classes + pred.cpu()
             self.confusion += torch.bincount(idx, minlength=self.num_classes**2).reshape(self.num_classes, -1)
         else:
-            diff = (out.float() - y.float()).reshape(b, -1)
+            yb = y.detach().double().reshape(b, -1)
+            diff = out.detach().double().reshape(b, -1) - yb
             self.abs_err += float(diff.abs().mean(1).sum())
             self.sq_err += float(diff.pow(2).mean(1).sum())
-            flat = y.float().reshape(b, -1).mean(1)
-            self.y_sum += float(flat.sum())
-            self.y_sq += float(flat.pow(2).sum())
+            if self.task == "regression":
+                self._add_columns(yb, diff, self.n - b)
         if not self.samples:  # keep a few for previews (predictions, reconstructions)
             self.samples = {"outputs": out[:16].detach().float().cpu(), "targets": y[:16].detach().cpu()}
+
+    def _add_columns(self, yb: torch.Tensor, diff: torch.Tensor, before: int) -> None:
+        b = yb.shape[0]
+        mean = yb.mean(0)
+        m2 = (yb - mean).pow(2).sum(0)
+        sse = diff.pow(2).sum(0)
+        if self.y_mean is None or self.y_m2 is None or self.col_sse is None:
+            self.y_mean, self.y_m2, self.col_sse = mean, m2, sse
+            return
+        total = before + b
+        delta = mean - self.y_mean
+        self.y_mean = self.y_mean + delta * (b / total)
+        self.y_m2 = self.y_m2 + m2 + delta.pow(2) * (before * b / total)
+        self.col_sse = self.col_sse + sse
+
+    def r2(self) -> float:
+        """R² per output column, averaged (scikit-learn's ``multioutput='uniform_average'``); a constant
+        target column scores 1 when predicted exactly, else 0 (scikit-learn's ``force_finite``)."""
+        if self.y_m2 is None or self.col_sse is None or self.y_mean is None:
+            return 0.0
+        # rounding leaves a constant column a variance of ~1e-32 x mean²: that is zero
+        constant = self.y_m2 <= 1e-20 * self.n * (1 + self.y_mean.pow(2))
+        scores = torch.where(constant, (self.col_sse == 0).double(), 1 - self.col_sse / self.y_m2.clamp_min(1e-300))
+        return float(scores.mean())
 
     def result(self) -> dict[str, float]:
         n = max(self.n, 1)
@@ -68,13 +97,13 @@ class MetricAccumulator:
             r["perplexity"] = math.exp(min(r["loss"], 50.0))
         elif self.task == "classification":
             r["accuracy"] = self.correct / n
-            r[f"top{self.top_k}_accuracy"] = self.correct_k / n
+            if self.top_k < self.classes:
+                r[f"top{self.top_k}_accuracy"] = self.correct_k / n
         else:
             r["mae"] = self.abs_err / n
             r["mse"] = self.sq_err / n
             if self.task == "regression":
-                var = self.y_sq / n - (self.y_sum / n) ** 2
-                r["r2"] = 1.0 - (self.sq_err / n) / var if var > 1e-12 else 0.0
+                r["r2"] = self.r2()
         return r
 
 
