@@ -7,7 +7,19 @@ the palette, inspector, shape inference, compiler and tests pick it up.
 
 from __future__ import annotations
 
-from . import conv, core, merge, norm_act, sequence, transformer  # noqa: F401  (registration side effects)
+from . import (  # noqa: F401  (registration side effects)
+    conv,
+    core,
+    learned,
+    math_ops,
+    merge,
+    norm,
+    norm_act,
+    pooling,
+    sequence,
+    tensor_ops,
+    transformer,
+)
 from .spec import (
     REGISTRY,
     Dim,
@@ -31,7 +43,11 @@ CATEGORY_ORDER = (
     "Activation",
     "Regularization",
     "Reshape",
+    "Tensor",
     "Merge",
+    "Math",
+    "Reduction",
+    "Learned",
     "Embedding",
     "Recurrent",
     "Attention",

@@ -6,6 +6,7 @@ from typing import Any
 
 from .dims import expect_rank, fixed, transpose_out, window_out
 from .spec import (
+    MAX_SIZE,
     BoolParam,
     ChoiceParam,
     Example,
@@ -47,7 +48,7 @@ def _conv_count(p: dict[str, Any], ins: list[Shape], kernel_elems: int) -> int:
 
 
 _CONV_COMMON = (
-    IntParam("groups", 1, "blocked connections from input to output channels", minimum=1),
+    IntParam("groups", 1, "blocked connections from input to output channels", minimum=1, maximum=MAX_SIZE),
     BoolParam("bias", True, "learn an additive bias"),
 )
 
@@ -58,11 +59,11 @@ register(
         category="Convolution",
         doc="1-D convolution. Input: [N, C_in, L]. Output: [N, out_channels, L_out].",
         params=(
-            IntParam("out_channels", 16, "number of filters", minimum=1),
-            IntParam("kernel_size", 3, "window length", minimum=1),
-            IntParam("stride", 1, "step between windows", minimum=1),
-            IntParam("padding", 0, "zeros added on both sides", minimum=0),
-            IntParam("dilation", 1, "spacing between kernel elements", minimum=1),
+            IntParam("out_channels", 16, "number of filters", minimum=1, maximum=MAX_SIZE),
+            IntParam("kernel_size", 3, "window length", minimum=1, maximum=MAX_SIZE),
+            IntParam("stride", 1, "step between windows", minimum=1, maximum=MAX_SIZE),
+            IntParam("padding", 0, "zeros added on both sides", minimum=0, maximum=MAX_SIZE),
+            IntParam("dilation", 1, "spacing between kernel elements", minimum=1, maximum=MAX_SIZE),
             *_CONV_COMMON,
         ),
         infer=_conv1d_shape,
@@ -109,7 +110,7 @@ register(
         category="Convolution",
         doc="2-D convolution. Input: [N, C_in, H, W]. Output: [N, out_channels, H_out, W_out].",
         params=(
-            IntParam("out_channels", 16, "number of filters", minimum=1),
+            IntParam("out_channels", 16, "number of filters", minimum=1, maximum=MAX_SIZE),
             *_pair_params((3, 3)),
             IntTupleParam("dilation", (1, 1), "spacing between kernel elements", length=2, minimum=1),
             *_CONV_COMMON,
@@ -162,7 +163,7 @@ register(
         category="Convolution",
         doc="Transposed 2-D convolution (learned upsampling). Input: [N, C_in, H, W]. Output: [N, out_channels, H_out, W_out].",
         params=(
-            IntParam("out_channels", 16, "number of filters", minimum=1),
+            IntParam("out_channels", 16, "number of filters", minimum=1, maximum=MAX_SIZE),
             IntTupleParam("kernel_size", (2, 2), "window height and width", length=2, minimum=1),
             IntTupleParam("stride", (2, 2), "upsampling step", length=2, minimum=1),
             IntTupleParam("padding", (0, 0), "implicit padding removed from each side", length=2, minimum=0),

@@ -6,6 +6,7 @@ from typing import Any
 
 from .dims import expect_rank, fixed, fmt_shape, product
 from .spec import (
+    MAX_SIZE,
     BoolParam,
     ChoiceParam,
     Emitter,
@@ -75,7 +76,7 @@ register(
         category="Dense",
         doc="Fully connected layer. Input: [N, *, in_features]. Output: [N, *, out_features].",
         params=(
-            IntParam("out_features", 64, "number of output features", minimum=1),
+            IntParam("out_features", 64, "number of output features", minimum=1, maximum=MAX_SIZE),
             BoolParam("bias", True, "learn an additive bias"),
         ),
         infer=_linear_shape,
@@ -108,6 +109,7 @@ register(
         id="Identity",
         name="Identity",
         category="Reshape",
+        dtype="same",
         doc="Passes its input through unchanged (a named junction). Output shape = input shape.",
         infer=lambda p, ins: [ins[0]],
         emit=lambda e, p, ins, xs: [xs[0]],
@@ -133,6 +135,7 @@ register(
         id="Flatten",
         name="Flatten",
         category="Reshape",
+        dtype="same",
         doc="Flattens dims from start_dim on. Input: [N, d1, ..., dk]. Output: [N, d1*...*dk] (start_dim=1).",
         params=(IntParam("start_dim", 1, "first dimension to flatten (0 is the batch)", minimum=1),),
         infer=_flatten_shape,
@@ -174,6 +177,7 @@ register(
         id="Reshape",
         name="Reshape",
         category="Reshape",
+        dtype="same",
         doc="Reshapes each sample; one size may be -1. Input: [N, ...]. Output: [N, *shape].",
         params=(
             IntTupleParam("shape", (-1,), "new shape without the batch dimension", minimum=1, allow_minus_one=True),
@@ -204,6 +208,7 @@ register(
         id="Permute",
         name="Permute",
         category="Reshape",
+        dtype="same",
         doc="Reorders the non-batch dims (numbered from 1). [N, C, L] with dims (2, 1) -> [N, L, C].",
         params=(IntTupleParam("dims", (2, 1), "new order of dims 1..rank-1", minimum=1),),
         infer=_permute_shape,

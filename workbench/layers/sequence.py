@@ -12,6 +12,7 @@ import torch
 
 from .dims import expect_rank, fixed
 from .spec import (
+    MAX_SIZE,
     BoolParam,
     ChoiceParam,
     Emitter,
@@ -33,10 +34,11 @@ register(
         id="Embedding",
         name="Embedding",
         category="Embedding",
+        dtype="index",
         doc="Looks up a vector per token id. Input: int64 [N, *]. Output: [N, *, embedding_dim].",
         params=(
-            IntParam("num_embeddings", 1000, "vocabulary size", minimum=1),
-            IntParam("embedding_dim", 64, "vector size", minimum=1),
+            IntParam("num_embeddings", 1000, "vocabulary size", minimum=1, maximum=MAX_SIZE),
+            IntParam("embedding_dim", 64, "vector size", minimum=1, maximum=MAX_SIZE),
         ),
         infer=lambda p, ins: [(*ins[0], p["embedding_dim"])],
         count=lambda p, ins: p["num_embeddings"] * p["embedding_dim"],
@@ -113,7 +115,7 @@ for _rnn, _gates, _cell in (("LSTM", 4, True), ("GRU", 3, False)):
             doc=f"{_rnn} over a batch-first sequence. Input: [N, T, F]. Outputs: y [N, T, H*dirs] "
             "(every step) and h [N, H*dirs] (last layer's final state).",
             params=(
-                IntParam("hidden_size", 64, "state size", minimum=1),
+                IntParam("hidden_size", 64, "state size", minimum=1, maximum=MAX_SIZE),
                 IntParam("num_layers", 1, "stacked layers", minimum=1, maximum=16),
                 BoolParam("bidirectional", False, "also read the sequence backwards"),
                 FloatParam("dropout", 0.0, "dropout between stacked layers", minimum=0.0, maximum=0.99),
@@ -170,7 +172,7 @@ register(
         category="Attention",
         doc="Multi-head self-attention (query = key = value = x). Input: [N, T, E]. Output: [N, T, E].",
         params=(
-            IntParam("num_heads", 4, "attention heads (must divide E)", minimum=1),
+            IntParam("num_heads", 4, "attention heads (must divide E)", minimum=1, maximum=MAX_SIZE),
             FloatParam("dropout", 0.0, "dropout on attention weights", minimum=0.0, maximum=0.99),
             BoolParam("bias", True, "learn projection biases"),
             BoolParam("causal", False, "each step attends only to itself and earlier steps"),
@@ -205,8 +207,8 @@ register(
         doc="Self-attention + feed-forward with residuals and LayerNorm (pre- or post-norm). "
         "Input: [N, T, E]. Output: [N, T, E].",
         params=(
-            IntParam("nhead", 4, "attention heads (must divide E)", minimum=1),
-            IntParam("dim_feedforward", 256, "hidden size of the feed-forward part", minimum=1),
+            IntParam("nhead", 4, "attention heads (must divide E)", minimum=1, maximum=MAX_SIZE),
+            IntParam("dim_feedforward", 256, "hidden size of the feed-forward part", minimum=1, maximum=MAX_SIZE),
             FloatParam("dropout", 0.1, "dropout probability", minimum=0.0, maximum=0.99),
             ChoiceParam("activation", "relu", "feed-forward activation", choices=("relu", "gelu")),
             BoolParam("norm_first", False, "pre-norm (LayerNorm before each sub-block)"),

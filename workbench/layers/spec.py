@@ -6,7 +6,9 @@ shape inference, compiler, source export, tests) reads these declarations.
 
 from __future__ import annotations
 
+import keyword
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -47,6 +49,16 @@ class Param:
         return {"name": self.name, "kind": self.kind, "default": self.default, "doc": self.doc}
 
 
+#: The largest size one dimension, count or window of a layer may declare (2**24 = 16,777,216).
+#: Sizes beyond it overflow torch's 32-bit kernels or its storage arithmetic long before they
+#: could fit in memory; the memory estimate (``workbench.analysis.cost``) refuses what is smaller
+#: but still too big for the machine.
+MAX_SIZE = 1 << 24
+
+#: a symbolic dimension ("T"): an ASCII identifier, as ONNX and torch.export name dims
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -62,14 +74,19 @@ class IntParam(Param):
             value = int(value)
         if not _is_int(value):
             raise ParamValueError(f"expected {self._range_text()}, got {value!r}")
-        if (self.minimum is not None and value < self.minimum) or (
-            self.maximum is not None and value > self.maximum
-        ):
+        if self.minimum is not None and value < self.minimum:
+            raise ParamValueError(f"expected {self._range_text(large_max=False)}, got {value}")
+        if self.maximum is not None and value > self.maximum:
             raise ParamValueError(f"expected {self._range_text()}, got {value}")
         return value
 
-    def _range_text(self) -> str:
+    def _range_text(self, large_max: bool = True) -> str:
         lo, hi = self.minimum, self.maximum
+        if hi is not None and hi >= MAX_SIZE:  # a safety bound: name it only when it is the problem
+            if not large_max:
+                hi = None
+            elif lo is not None:
+                return f"an int in [{lo}, {hi:,}]"
         if lo == 1 and hi is None:
             return "a positive int"
         if lo == 0 and hi is None:
@@ -145,41 +162,49 @@ class IntTupleParam(Param):
     minimum: int | None = None
     min_length: int = 1
     allow_minus_one: bool = False
+    maximum: int | None = MAX_SIZE
+    max_length: int = 8
     kind: ClassVar[str] = "int_tuple"
 
     def validate(self, value: Any) -> tuple[int, ...]:
         if _is_int(value) and self.length is not None:
             if self.minimum is not None and value < self.minimum:
                 raise ParamValueError(f"expected {self._text()}, got {value}")
+            if self.maximum is not None and value > self.maximum:
+                raise ParamValueError(f"expected {self._text(with_maximum=True)}, got {value}")
             value = (value,) * self.length
         if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
             raise ParamValueError(f"expected {self._text()}, got {value!r}")
         value = tuple(value)
         if self.length is not None and len(value) != self.length:
             raise ParamValueError(f"expected {self._text()}, got {len(value)} values {list(value)}")
-        if len(value) < self.min_length:
+        if not self.min_length <= len(value) <= self.max_length:
             raise ParamValueError(f"expected {self._text()}, got {list(value)}")
         for v in value:
             if self.allow_minus_one and v == -1:
                 continue
             if self.minimum is not None and v < self.minimum:
                 raise ParamValueError(f"expected {self._text()}, got {list(value)}")
+            if self.maximum is not None and v > self.maximum:
+                raise ParamValueError(f"expected {self._text(with_maximum=True)}, got {list(value)}")
         if self.allow_minus_one and value.count(-1) > 1:
             raise ParamValueError(f"at most one -1 is allowed, got {list(value)}")
         return value
 
-    def _text(self) -> str:
+    def _text(self, with_maximum: bool = False) -> str:
         what = "ints"
         if self.minimum == 1:
             what = "positive ints"
         elif self.minimum == 0:
             what = "non-negative ints"
+        if with_maximum and self.maximum is not None:  # a safety bound: named when it is the problem
+            what += f" up to {self.maximum:,}"
         if self.length is not None:
             return f"{self.length} {what} (or one for all)"
-        return f"a list of at least {self.min_length} {what}"
+        return f"a list of {self.min_length} to {self.max_length} {what}"
 
     def describe(self) -> dict[str, Any]:
-        d = {**super().describe(), "length": self.length, "minimum": self.minimum}
+        d = {**super().describe(), "length": self.length, "minimum": self.minimum, "maximum": self.maximum}
         d["default"] = list(self.default)
         return d
 
@@ -194,6 +219,8 @@ class StrParam(Param):
     def validate(self, value: Any) -> str:
         if not isinstance(value, str) or (not value and not self.allow_empty):
             raise ParamValueError(f"expected {'a' if self.allow_empty else 'a non-empty'} string, got {value!r}")
+        if re.search("[\ud800-\udfff\x00]", value):  # cannot be encoded (or passed to the OS) later
+            raise ParamValueError(f"expected text without lone surrogates or NUL, got {value!r}")
         return value
 
 
@@ -205,17 +232,18 @@ class ShapeParam(Param):
     kind: ClassVar[str] = "shape"
 
     def validate(self, value: Any) -> tuple[Dim, ...]:
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ParamValueError(f"expected a non-empty list of positive ints (or \"T\"), got {value!r}")
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= 8:
+            raise ParamValueError(f"expected a list of 1 to 8 positive ints (or \"T\"), got {value!r}")
         out: list[Dim] = []
         for v in value:
-            if _is_int(v) and v >= 1:
+            if _is_int(v) and 1 <= v <= MAX_SIZE:
                 out.append(v)
-            elif isinstance(v, str) and v.isidentifier() and v != "N":
+            elif isinstance(v, str) and _SYMBOL.fullmatch(v) and not keyword.iskeyword(v) and v not in ("N", "batch"):
                 out.append(v)
             else:
                 raise ParamValueError(
-                    f"expected a non-empty list of positive ints (or a symbol like \"T\"), got {list(value)!r}"
+                    f"expected a list of positive ints up to {MAX_SIZE:,} (or a symbol like \"T\"), "
+                    f"got {list(value)!r}"
                 )
         return tuple(out)
 
@@ -348,6 +376,9 @@ class LayerSpec:
         key_params: parameters shown on the canvas node.
         examples: settings for the conformance tests.
         role: ``"layer"``, ``"input"`` or ``"output"``.
+        dtype: what its inputs may hold: ``"float"`` (floating point; the output is float),
+            ``"index"`` (integer ids, as Embedding reads; the output is float), ``"same"``
+            (anything; the output keeps it) or ``"promote"`` (anything; float if any input is).
     """
 
     id: str
@@ -365,6 +396,7 @@ class LayerSpec:
     examples: tuple[Example, ...] = ()
     role: str = "layer"
     """``"input"`` and ``"output"`` mark the graph's interface nodes."""
+    dtype: str = "float"
 
     def param(self, name: str) -> Param:
         for p in self.params:

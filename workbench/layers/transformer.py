@@ -11,6 +11,7 @@ import torch
 
 from .dims import expect_rank, fixed, fmt_shape, product
 from .spec import (
+    MAX_SIZE,
     ChoiceParam,
     Emitter,
     Example,
@@ -74,7 +75,7 @@ register(
         doc="Adds position information: fixed sinusoids or a learned table. Input: [N, T, E]. Output: [N, T, E].",
         params=(
             ChoiceParam("kind", "sinusoidal", "fixed sinusoids or learned vectors", choices=("sinusoidal", "learned")),
-            IntParam("max_len", 512, "longest sequence (learned only)", minimum=1),
+            IntParam("max_len", 512, "longest sequence (learned only)", minimum=1, maximum=MAX_SIZE),
         ),
         infer=_pe_shape,
         count=lambda p, ins: p["max_len"] * ins[0][2] if p["kind"] == "learned" else 0,
@@ -116,13 +117,14 @@ register(
         id="TokenPositionEmbedding",
         name="Token + Position Embedding",
         category="Embedding",
+        dtype="index",
         doc="Token vectors plus learned position vectors (and a segment vector, BERT-style). "
         "Input: int64 [N, T]. Output: [N, T, embedding_dim].",
         params=(
-            IntParam("vocab_size", 1000, "number of token ids", minimum=1),
-            IntParam("max_len", 512, "longest sequence", minimum=1),
-            IntParam("embedding_dim", 64, "vector size", minimum=1),
-            IntParam("type_vocab_size", 0, "segment types (0: none)", minimum=0),
+            IntParam("vocab_size", 1000, "number of token ids", minimum=1, maximum=MAX_SIZE),
+            IntParam("max_len", 512, "longest sequence", minimum=1, maximum=MAX_SIZE),
+            IntParam("embedding_dim", 64, "vector size", minimum=1, maximum=MAX_SIZE),
+            IntParam("type_vocab_size", 0, "segment types (0: none)", minimum=0, maximum=MAX_SIZE),
         ),
         infer=_tpe_shape,
         count=lambda p, ins: (p["vocab_size"] + p["max_len"] + p["type_vocab_size"]) * p["embedding_dim"],
@@ -193,6 +195,7 @@ register(
         id="Unflatten",
         name="Unflatten",
         category="Reshape",
+        dtype="same",
         doc="Splits one dimension into several. [N, 784] with dim 1, sizes (1, 28, 28) -> [N, 1, 28, 28].",
         params=(
             IntParam("dim", 1, "dimension to split (0 is the batch)", minimum=1),

@@ -1,0 +1,1 @@
+"""Analyses of a project that need no training: cost per node (parameters, memory)."""

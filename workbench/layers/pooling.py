@@ -1,0 +1,3 @@
+"""Pooling layers: max and average over windows, adaptive (fixed output size) pooling."""
+
+from __future__ import annotations
