@@ -16,6 +16,7 @@ from typing import Any
 from .blocks import IDENT, BlockDef, BlockError, BlockGraph, BlockLibrary, BlockParam, free_id
 from .errors import GraphError, ProjectError
 from .layers import REGISTRY
+from .textcheck import text_problem
 
 # --------------------------------------------------------------------------- loading
 
@@ -33,7 +34,7 @@ def library_from_dict(doc: Any, path: str = "blocks", file: str | None = None) -
     uses: dict[str, list[str]] = {}
     for bid, entry in doc.items():
         at = f"{path}.{bid}"
-        _need(bool(IDENT.match(bid)), at, "a block id must be an identifier (letters, digits, _)", file)
+        _need(bool(IDENT.fullmatch(bid)), at, "a block id must be an identifier (letters, digits, _)", file)
         _need(bid not in REGISTRY, at, f'"{bid}" is a layer type of the catalogue; choose another block id', file)
         _need(isinstance(entry, dict), at, f"expected an object, got {_type_name(entry)}", file)
         graph = entry.get("graph")
@@ -65,8 +66,11 @@ def add_block_from_dict(lib: BlockLibrary, bid: str, entry: Any, at: str = "bloc
     name = entry.get("name", bid)
     _need(isinstance(name, str) and name.strip() != "", f"{at}.name", f"expected a non-empty string, got {name!r}",
           file)
+    _need(not text_problem(name), f"{at}.name", f"the block name {text_problem(name)}", file)
     bdoc = entry.get("doc", "")
     _need(isinstance(bdoc, str), f"{at}.doc", f"expected a string, got {_type_name(bdoc)}", file)
+    _need(not text_problem(bdoc, multiline=True), f"{at}.doc", f"the block doc {text_problem(bdoc, multiline=True)}",
+          file)
     graph = graph_from_dict(entry.get("graph", {}), f"{at}.graph", file, into=BlockGraph(lib, bid))
     raw = entry.get("params", [])
     _need(isinstance(raw, list), f"{at}.params", f"expected a list, got {_type_name(raw)}", file)
@@ -81,6 +85,8 @@ def add_block_from_dict(lib: BlockLibrary, bid: str, entry: Any, at: str = "bloc
             f"{pat}.targets", f"expected a list of [node_id, parameter] pairs, got {targets!r}", file)
         pdoc = p.get("doc", "")
         _need(isinstance(pdoc, str), f"{pat}.doc", f"expected a string, got {_type_name(pdoc)}", file)
+        _need(not text_problem(pdoc, multiline=True), f"{pat}.doc", f"the doc {text_problem(pdoc, multiline=True)}",
+              file)
         params.append(BlockParam(p.get("name"), tuple((t[0], t[1]) for t in targets), pdoc))  # type: ignore[arg-type]
     block = BlockDef(bid, name.strip(), graph, params, bdoc)
     try:

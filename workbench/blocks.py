@@ -31,6 +31,7 @@ from .errors import CycleError, GraphError, ParamError, PortError, UnknownLayerE
 from .graph import Graph, GraphEvent, Node
 from .layers import REGISTRY, LayerShapeError, LayerSpec, Param, Shape
 from .layers.spec import Emitter
+from .textcheck import text_problem
 
 if TYPE_CHECKING:
     from .compiler import Compiled
@@ -392,7 +393,7 @@ class BlockLibrary:
 
     # ------------------------------------------------------------------ changes
     def validate_id(self, block_id: str) -> None:
-        if not isinstance(block_id, str) or not IDENT.match(block_id):
+        if not isinstance(block_id, str) or not IDENT.fullmatch(block_id):
             raise BlockError(f"a block id must be an identifier (letters, digits, _), got {block_id!r}")
         if block_id in REGISTRY:
             raise BlockError(f'"{block_id}" is a layer type of the catalogue; choose another block id')
@@ -452,6 +453,10 @@ class BlockLibrary:
         block = self._get(block_id)
         if name is not None and not name.strip():
             raise BlockError("a block name cannot be empty")
+        problem = (text_problem(name) if name is not None else None) or (
+            text_problem(doc, multiline=True) if doc is not None else None)
+        if problem:
+            raise BlockError(f"the block {'name' if name is not None and text_problem(name) else 'doc'} {problem}")
         old = (block.name, block.doc)
         block.name = name.strip() if name is not None else block.name
         block.doc = doc if doc is not None else block.doc
@@ -569,7 +574,7 @@ def _check_params(block: BlockDef, params: tuple[BlockParam, ...]) -> None:
     names: set[str] = set()
     used: set[tuple[str, str]] = set()
     for bp in params:
-        if not isinstance(bp.name, str) or not IDENT.match(bp.name):
+        if not isinstance(bp.name, str) or not IDENT.fullmatch(bp.name):
             raise BlockError(f"a block parameter name must be an identifier, got {bp.name!r}")
         if bp.name in names:
             raise BlockError(f'the block parameter "{bp.name}" is declared twice')
