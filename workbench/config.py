@@ -22,6 +22,12 @@ DATASETS = (
     "text",
 )
 
+#: the sources whose samples are images (``Samples.image``; a test keeps the two in step)
+IMAGE_DATASETS = ("digits", "image_folder", "idx", "torchvision")
+AUGMENTATIONS = ("none", "shift", "shift_flip")
+#: old project files stored ``augment`` as a boolean (that did nothing); true becomes the label-safe "shift"
+_LEGACY_VALUES: dict[tuple[str, Any], Any] = {("augment", False): "none", ("augment", True): "shift"}
+
 DATA_FIELDS: tuple[Param, ...] = (
     ChoiceParam("dataset", "digits", "where samples come from", choices=DATASETS),
     StrParam("path", "", "file or folder (csv, image_folder, idx, torchvision download folder)"),
@@ -30,19 +36,22 @@ DATA_FIELDS: tuple[Param, ...] = (
     ChoiceParam(
         "layout",
         "auto",
-        "how samples are shaped for the Input: auto follows the Input's shape; rows reads images row by row",
+        "how samples are shaped for the Input: auto follows the Input's shape; image and flat also insist on an "
+        "Input of [C, H, W] or [features]; rows reads images row by row (a sequence of rows)",
         choices=("auto", "image", "flat", "rows"),
     ),
     IntParam("image_size", 0, "resize images to this square size (0 keeps the size)", minimum=0, maximum=4096),
     BoolParam("grayscale", True, "load images as one channel"),
-    BoolParam("augment", False, "random flips and shifts while training (images)"),
+    ChoiceParam("augment", "none", "random changes to training images (never to validation or test): shift moves "
+                "each image up to 1/8 of its size (zero fill); shift_flip also mirrors half of them left-right (not "
+                "for digits or text)", choices=AUGMENTATIONS),
     IntParam("num_samples", 1000, "size of synthetic sets", minimum=10, maximum=10_000_000),
     IntParam("seq_len", 32, "characters per sample (text)", minimum=2, maximum=4096),
     FloatParam("val_fraction", 0.2, "share held out for validation", minimum=0.0, maximum=0.9),
     FloatParam("test_fraction", 0.0, "share held out for a final test", minimum=0.0, maximum=0.9),
     IntParam("batch_size", 64, "samples per step", minimum=1, maximum=1_000_000),
     BoolParam("shuffle", True, "shuffle training samples every epoch"),
-    IntParam("seed", 0, "seed for splits and shuffling", minimum=0),
+    IntParam("seed", 0, "seed for splits, shuffling, augmentation and synthetic data", minimum=0, maximum=2**32 - 1),
 )
 
 TRAINING_FIELDS: tuple[Param, ...] = (
@@ -54,22 +63,26 @@ TRAINING_FIELDS: tuple[Param, ...] = (
     ),
     ChoiceParam("optimizer", "adam", "update rule", choices=("sgd", "adam", "adamw", "rmsprop")),
     FloatParam("lr", 1e-3, "learning rate", minimum=0.0, maximum=10.0),
-    FloatParam("momentum", 0.9, "SGD / RMSprop momentum", minimum=0.0, maximum=1.0),
-    BoolParam("nesterov", False, "Nesterov momentum (SGD)"),
+    FloatParam("momentum", 0.9, "momentum (SGD, RMSprop) or beta1 (Adam, AdamW)", minimum=0.0, maximum=1.0),
+    BoolParam("nesterov", False, "Nesterov momentum (SGD with momentum > 0)"),
     FloatParam("weight_decay", 0.0, "L2 penalty (decoupled for AdamW)", minimum=0.0, maximum=1.0),
     ChoiceParam(
         "schedule", "none", "learning-rate schedule", choices=("none", "step", "cosine", "onecycle", "plateau")
     ),
     IntParam("step_size", 10, "epochs between decays (step schedule)", minimum=1),
     FloatParam("gamma", 0.1, "decay factor (step and plateau schedules)", minimum=0.0, maximum=1.0),
-    IntParam("warmup_epochs", 0, "linear warm-up before the schedule", minimum=0),
+    IntParam("warmup_epochs", 0, "linear warm-up before the schedule (onecycle: the length of its rising phase)",
+             minimum=0),
     FloatParam("grad_clip", 0.0, "clip the gradient norm to this (0: off)", minimum=0.0),
     IntParam("epochs", 10, "passes over the training set", minimum=1, maximum=100_000),
-    IntParam("early_stopping", 0, "stop after this many epochs without improvement (0: off)", minimum=0),
-    IntParam("seed", 0, "seed for initialisation and dropout", minimum=0),
+    IntParam("early_stopping", 0, "stop after this many epochs without validation improvement (0: off)",
+             minimum=0),
+    IntParam("seed", 0, "seed for initialisation and dropout", minimum=0, maximum=2**32 - 1),
     StrParam("device", "auto", "auto, cpu, cuda, cuda:N or mps", allow_empty=False),
-    ChoiceParam("precision", "fp32", "mixed precision on CUDA", choices=("fp32", "bf16", "fp16")),
-    IntParam("top_k", 5, "also report top-k accuracy (classification)", minimum=1, maximum=100),
+    ChoiceParam("precision", "fp32", "mixed precision (autocast): bf16 on CPU, CUDA (Ampere+) and MPS; fp16 on "
+                "CUDA, MPS and CPU (with loss scaling)", choices=("fp32", "bf16", "fp16")),
+    IntParam("top_k", 5, "also report top-k accuracy (classification, when k < the number of classes)", minimum=1,
+             maximum=100),
     FloatParam("d_lr_scale", 1.0, "adversarial: the discriminator's learning rate = lr x this (e.g. 4 for "
                "two time-scale updates)", minimum=0.0, maximum=100.0),
     IntParam("d_steps", 1, "adversarial: discriminator steps per generator step", minimum=1, maximum=20),
@@ -99,11 +112,44 @@ def validate_section(fields: tuple[Param, ...], values: dict[str, Any]) -> dict[
             raise ConfigError(key, f"unknown setting (known: {', '.join(known)})")
     out: dict[str, Any] = {}
     for f in fields:
+        value = values.get(f.name, f.default)
+        if isinstance(value, bool):
+            value = _LEGACY_VALUES.get((f.name, value), value)
         try:
-            out[f.name] = f.validate(values.get(f.name, f.default))
+            out[f.name] = f.validate(value)
         except ParamValueError as exc:
             raise ConfigError(f.name, str(exc)) from None
     return out
+
+
+def cross_check(data: dict[str, Any], training: dict[str, Any]) -> None:
+    """Refuse combinations of valid settings that cannot do what they say (validated sections).
+
+    Checks that need the device or the dataset itself are made when training starts.
+
+    Raises:
+        ConfigError: naming the setting (``training.nesterov``) and the reason.
+    """
+    if data["augment"] != "none" and data["dataset"] not in IMAGE_DATASETS:
+        raise ConfigError("data.augment", f"augment '{data['augment']}' changes images, but the {data['dataset']} "
+                          "dataset has none: set augment to none")
+    if training["nesterov"] and (training["optimizer"] != "sgd" or training["momentum"] == 0):
+        raise ConfigError("training.nesterov", f"Nesterov momentum needs the sgd optimizer with momentum > 0 "
+                          f"(optimizer {training['optimizer']}, momentum {training['momentum']})")
+    no_val = float(data["val_fraction"]) == 0
+    if training["schedule"] == "plateau" and no_val:
+        raise ConfigError("training.schedule", "the plateau schedule watches the validation loss: set "
+                          "data.val_fraction above 0")
+    if training["early_stopping"] and no_val:
+        raise ConfigError("training.early_stopping", "early stopping watches the validation metrics: set "
+                          "data.val_fraction above 0")
+    if training["schedule"] == "onecycle" and training["warmup_epochs"] >= training["epochs"]:
+        raise ConfigError("training.warmup_epochs", f"onecycle rises for warmup_epochs "
+                          f"({training['warmup_epochs']}) and must then fall before the last epoch "
+                          f"({training['epochs']}): make warmup_epochs smaller than epochs")
+    if training["task"] == "adversarial" and training["precision"] != "fp32":
+        raise ConfigError("training.precision", f"the adversarial task trains in fp32; precision "
+                          f"{training['precision']} is not supported for it")
 
 
 def default_data() -> dict[str, Any]:

@@ -30,8 +30,9 @@ def test_csv_standardises_features_and_encodes_a_categorical_target(tmp_path: Pa
     (tmp_path / "d.csv").write_text("\n".join(rows))
     s = load_samples(cfg(dataset="csv", path=str(tmp_path / "d.csv")))
     assert s.kind == "classification" and s.class_names == ["cat", "dog"]
-    assert s.x.shape == (30, 2)
-    torch.testing.assert_close(s.x.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+    assert s.x.shape == (30, 2) and s.standardize  # raw features: load_data standardises the splits
+    train = load_data(cfg(dataset="csv", path=str(tmp_path / "d.csv")), (2,)).train.tensors[0]
+    torch.testing.assert_close(train.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
     regression = ["x,y"] + [f"{i},{i * 0.37}" for i in range(50)]
     (tmp_path / "r.csv").write_text("\n".join(regression))
     assert load_samples(cfg(dataset="csv", path=str(tmp_path / "r.csv"), target_column="y")).kind == "regression"

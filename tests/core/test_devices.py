@@ -47,8 +47,23 @@ def test_explicit_choices_and_their_errors() -> None:
         resolve_device("tpu", devices)
 
 
-def test_mixed_precision_only_on_cuda() -> None:
-    assert autocast_dtype(torch.device("cpu"), "bf16") is None
-    assert autocast_dtype(torch.device("cuda:0"), "bf16") is torch.bfloat16
+def test_mixed_precision_where_torch_supports_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.training import devices
+
+    assert autocast_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
+    assert autocast_dtype(torch.device("cpu"), "fp16") is torch.float16
+    assert autocast_dtype(torch.device("cpu"), "fp32") is None
     assert autocast_dtype(torch.device("cuda:0"), "fp16") is torch.float16
     assert autocast_dtype(torch.device("cuda:0"), "fp32") is None
+    monkeypatch.setattr(devices, "_cuda_bf16", lambda device: True)
+    assert autocast_dtype(torch.device("cuda:0"), "bf16") is torch.bfloat16
+    monkeypatch.setattr(devices, "_cuda_bf16", lambda device: False)
+    with pytest.raises(DeviceError, match="precision bf16 cannot be used on cuda:1: the GPU has no bfloat16"):
+        autocast_dtype(torch.device("cuda:1"), "bf16")
+    monkeypatch.setattr(torch.backends.mps, "is_macos_or_newer", lambda major, minor: False)
+    with pytest.raises(DeviceError, match="precision bf16 cannot be used on mps: bfloat16 on MPS needs macOS 14"):
+        autocast_dtype(torch.device("mps"), "bf16")
+    assert autocast_dtype(torch.device("mps"), "fp16") is torch.float16
+    monkeypatch.setattr(torch.amp, "is_autocast_available", lambda kind: kind != "xpu")
+    with pytest.raises(DeviceError, match="precision fp16 cannot be used on xpu:0: this PyTorch has no mixed"):
+        autocast_dtype(torch.device("xpu:0"), "fp16")

@@ -69,45 +69,66 @@ def sequences(cfg: dict[str, Any]) -> Samples:
 # --------------------------------------------------------------------------- CSV
 
 
-@source("csv")
+@source("csv", standardized=True)
 def csv_file(cfg: dict[str, Any]) -> Samples:
-    """Numeric features standardised; the target column (default: last) encoded when categorical."""
-    path = Path(cfg.get("path", ""))
-    if not path.is_file():
-        raise DataError(f"CSV file not found: {path or '(no path set)'}")
+    """Numeric features (raw: :func:`load_data` standardises them with the training split's statistics);
+    the target column (default: the last) encoded when categorical.  Missing or non-finite values are
+    refused, naming the line and the column."""
+    path = Path(cfg.get("path") or "")
+    if not cfg.get("path") or not path.is_file():
+        raise DataError(f"CSV file not found: {cfg.get('path') or '(no path set)'}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+            reader = csv.reader(fh)
+            rows = [(reader.line_num, r) for r in reader]  # line_num: the physical line, blank lines included
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read CSV ({exc})") from None
     if len(rows) < 2:
         raise DataError(f"{path}: needs a header row and at least one data row")
-    header, body = rows[0], [r for r in rows[1:] if r]
+    header = rows[0][1]
+    lines, body = [ln for ln, r in rows[1:] if r], [r for _, r in rows[1:] if r]
+    if not body:
+        raise DataError(f"{path}: needs a header row and at least one data row")
     target = cfg.get("target_column") or header[-1]
     if target not in header:
         raise DataError(f"{path}: no column {target!r} (columns: {', '.join(header)})")
     t = header.index(target)
-    for i, r in enumerate(body, start=2):
+    for line, r in zip(lines, body, strict=True):
         if len(r) != len(header):
-            raise DataError(f"{path}, line {i}: {len(r)} values, the header has {len(header)}")
+            raise DataError(f"{path}, line {line}: {len(r)} values, the header has {len(header)}")
     feats, cols = [], [c for c in range(len(header)) if c != t]
     for c in cols:
-        try:
-            feats.append([float(r[c]) for r in body])
-        except ValueError:
-            bad = next(i for i, r in enumerate(body, start=2) if not _is_float(r[c]))
-            raise DataError(f"{path}, line {bad}, column {header[c]!r}: {body[bad - 2][c]!r} is not a number "
-                            "(only numeric features are supported)") from None
-    x = torch.tensor(feats, dtype=torch.float32).T
-    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-8)
+        column = []
+        for line, r in zip(lines, body, strict=True):
+            value = _float_or_none(r[c])
+            if value is None or not math.isfinite(value):
+                what = ("is empty (missing values are not supported: fill or drop the row)" if not r[c].strip()
+                        else "is not a finite number (fill or drop the row)" if value is not None
+                        else "is not a number (only numeric features are supported)")
+                raise DataError(f"{path}, line {line}, column {header[c]!r}: {r[c]!r} {what}")
+            column.append(value)
+        feats.append(column)
+    x = torch.tensor(feats, dtype=torch.float32).reshape(len(cols), len(body)).T.contiguous()
     values = [r[t] for r in body]
+    for line, v in zip(lines, values, strict=True):
+        number = _float_or_none(v)
+        if not v.strip() or (number is not None and not math.isfinite(number)):
+            raise DataError(f"{path}, line {line}, column {target!r}: the target {v!r} is missing or not finite "
+                            "(fill or drop the row)")
     if all(_is_float(v) for v in values) and len(set(values)) > 20:
         y = torch.tensor([float(v) for v in values]).unsqueeze(1)
-        return Samples(x, y, "regression", path.name)
+        return Samples(x, y, "regression", path.name, standardize=True)
     classes = sorted(set(values), key=lambda v: (not _is_float(v), float(v) if _is_float(v) else 0, v))
     index = {c: i for i, c in enumerate(classes)}
     y = torch.tensor([index[v] for v in values])
-    return Samples(x, y, "classification", path.name, classes)
+    return Samples(x, y, "classification", path.name, classes, standardize=True)
+
+
+def _float_or_none(v: str) -> float | None:
+    try:
+        return float(v)
+    except ValueError:
+        return None
 
 
 def _is_float(v: str) -> bool:
@@ -142,9 +163,9 @@ def read_idx(path: Path) -> np.ndarray:
 @source("idx")
 def idx_folder(cfg: dict[str, Any]) -> Samples:
     """A folder with train images/labels in IDX format (``*images*`` and ``*labels*`` files)."""
-    folder = Path(cfg.get("path", ""))
-    if not folder.is_dir():
-        raise DataError(f"IDX folder not found: {folder or '(no path set)'}")
+    folder = Path(cfg.get("path") or "")
+    if not cfg.get("path") or not folder.is_dir():
+        raise DataError(f"IDX folder not found: {cfg.get('path') or '(no path set)'}")
     images = sorted(p for p in folder.iterdir() if "images" in p.name and "t10k" not in p.name and "test" not in p.name)
     labels = sorted(p for p in folder.iterdir() if "labels" in p.name and "t10k" not in p.name and "test" not in p.name)
     if not images or not labels:
@@ -168,9 +189,9 @@ def image_folder(cfg: dict[str, Any]) -> Samples:
         from PIL import Image
     except ImportError:
         raise DataError("reading image folders needs Pillow: pip install pillow") from None
-    folder = Path(cfg.get("path", ""))
-    if not folder.is_dir():
-        raise DataError(f"image folder not found: {folder or '(no path set)'}")
+    folder = Path(cfg.get("path") or "")
+    if not cfg.get("path") or not folder.is_dir():
+        raise DataError(f"image folder not found: {cfg.get('path') or '(no path set)'}")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if not classes:
         raise DataError(f"{folder}: expected one sub-folder per class")

@@ -102,11 +102,37 @@ def resolve_device(spec: str, devices: list[DeviceInfo] | None = None) -> torch.
     raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps (available: {have})")
 
 
-def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype for mixed precision, or None for full precision.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-    Mixed precision is used on CUDA only; elsewhere the run is fp32 (the caller warns).
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The ``torch.autocast`` dtype for mixed precision on ``device``, or None for full precision.
+
+    Every combination torch's autocast supports is used: bf16 and fp16 on CUDA (bf16 where the GPU
+    has it), on the CPU and on MPS (bf16 from macOS 14).  fp16 needs loss scaling
+    (``torch.amp.GradScaler``); bf16 has fp32's range and does not.
+
+    Raises:
+        DeviceError: naming the setting and the device, when torch cannot run the combination.
     """
-    if precision == "fp32" or device.type != "cuda":
+    if precision not in PRECISIONS:
+        raise DeviceError(f"precision {precision!r} is unknown: use {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
         return None
-    return torch.bfloat16 if precision == "bf16" else torch.float16
+    where = f"precision {precision} cannot be used on {device}"
+    if not torch.amp.is_autocast_available(device.type):
+        raise DeviceError(f"{where}: this PyTorch has no mixed precision (autocast) for {device.type} devices; "
+                          "use fp32")
+    if dtype == torch.bfloat16 and device.type == "cuda" and not _cuda_bf16(device):
+        raise DeviceError(f"{where}: the GPU has no bfloat16 support; use fp16")
+    if dtype == torch.bfloat16 and device.type == "mps" and not torch.backends.mps.is_macos_or_newer(14, 0):
+        raise DeviceError(f"{where}: bfloat16 on MPS needs macOS 14 or newer; use fp16")
+    return dtype
+
+
+def _cuda_bf16(device: torch.device) -> bool:
+    if not torch.cuda.is_available():
+        return False
+    with torch.cuda.device(device):
+        return bool(torch.cuda.is_bf16_supported())
