@@ -12,6 +12,24 @@ class WorkbenchError(Exception):
     """Base class of every error the core raises on purpose."""
 
 
+class InputError(WorkbenchError):
+    """An input file cannot be read, or is not a file of the kind expected (a project, weights,
+    a model).  The command line exits with status 2.
+
+    Attributes:
+        file: the file, when known.
+    """
+
+    def __init__(self, message: str, file: str | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+
+
+class OutputError(WorkbenchError):
+    """An output cannot be written where it was asked to go (it is one of the inputs, a directory,
+    a device, unwritable...).  Nothing was changed there.  The command line exits with status 2."""
+
+
 class GraphError(WorkbenchError):
     """A graph mutation was refused.  Nothing was changed.
 
@@ -77,8 +95,8 @@ class CompileError(WorkbenchError):
         self.errors = errors
 
 
-class ProjectError(WorkbenchError):
-    """A project file cannot be read or is invalid.
+class ProjectError(InputError):
+    """A project (or block, or clipboard) file cannot be read or is invalid.
 
     Attributes:
         path: JSON path of the offending value (``graph.nodes[3].params.kernel_size``),
@@ -88,7 +106,6 @@ class ProjectError(WorkbenchError):
 
     def __init__(self, message: str, path: str = "", file: str | None = None) -> None:
         self.path = path
-        self.file = file
         self.detail = message
         where = ": ".join(p for p in (file, path) if p)
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(f"{where}: {message}" if where else message, file)

@@ -14,10 +14,9 @@ import torch
 from workbench.builder import GraphBuilder
 from workbench.compiler import compile_graph
 from workbench.config import DATA_FIELDS, TRAINING_FIELDS, validate_section
-from workbench.data import DataError
 from workbench.project import Project, load_project, save_project
 from workbench.training import Control, Trainer, TrainingError
-from workbench.training.tasks import TaskError
+from workbench.training.preflight import PreflightError
 from workbench.weights import apply_state, read_checkpoint
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -116,7 +115,7 @@ def test_shape_mismatch_is_refused_before_any_step(tmp_path: Path) -> None:
     x = b.input((1, 28, 28), name="img")
     b.output(b.layer("Linear", b.layer("Flatten", x), out_features=10))
     events: list[dict] = []
-    with pytest.raises(DataError, match=r"shape \[1, 8, 8\] \(64 values\), but the Input expects \[1, 28, 28\]"):
+    with pytest.raises(PreflightError, match=r"shape \[1, 8, 8\] \(64 values\), but the Input expects \[1, 28, 28\]"):
         Trainer(Project(b.graph), {}, run_dir=tmp_path / "r", listeners=[events.append]).run()
     assert not any(e["type"] == "batch" for e in events)
     assert not (tmp_path / "r").exists()  # nothing written for a run that never started
@@ -126,8 +125,9 @@ def test_wrong_class_count_says_what_to_change(tmp_path: Path) -> None:
     b = GraphBuilder()
     x = b.input((64,))
     b.output(b.layer("Linear", x, out_features=3, name="head"))
-    with pytest.raises(TaskError, match="set the last Linear layer's out_features to 10"):
+    with pytest.raises(PreflightError, match="set the last Linear layer's out_features to 10") as info:
         Trainer(Project(b.graph), {"epochs": 1}, run_dir=tmp_path / "r").run()
+    assert info.value.node == "output1"  # found before the first step, at the Output
 
 
 @pytest.mark.parametrize(("task", "dataset", "out"), [("regression", "synthetic_regression", 1),

@@ -27,7 +27,7 @@ import torch
 from .. import __version__
 from ..compiler import Compiled, compile_graph
 from ..errors import WorkbenchError
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, refuse_overwriting_inputs
 from ..project import Project
 from ..weights import apply_state, load_weights, read_checkpoint
 
@@ -91,6 +91,12 @@ def default_opset() -> int:
     from torch.onnx import _constants
 
     return min(_constants.ONNX_MAX_OPSET, onnxruntime_max_opset())
+
+
+def export_inputs(project: Project, checkpoint: Path | None = None) -> list[tuple[str, Path | None]]:
+    """The files an export reads: no output may be one of them (an export never destroys its source)."""
+    return [("the project", project.path), ("the project's weights", project.weights_path()),
+            ("the checkpoint", checkpoint)]
 
 
 def model_with_weights(project: Project, checkpoint: Path | None = None) -> tuple[Compiled, str]:
@@ -239,8 +245,14 @@ def export_onnx(project: Project, out: str | Path, checkpoint: Path | None = Non
     """
     import onnxruntime as ort
 
+    from .preprocess import describe, input_standardization, with_input_standardization
+
     t0 = time.perf_counter()
+    refuse_overwriting_inputs([("the ONNX file", out)], export_inputs(project, checkpoint))
     compiled, weights_note = model_with_weights(project, checkpoint)
+    pre = input_standardization(project, compiled)
+    if pre is not None:  # raw features in, as in the data file: the model repeats training's standardisation
+        with_input_standardization(compiled, pre)
     module = compiled.module.eval()
     opset = opset or default_opset()
     if opset > onnxruntime_max_opset():
@@ -268,6 +280,8 @@ def export_onnx(project: Project, out: str | Path, checkpoint: Path | None = Non
     classes = _class_names(project)
     if classes:
         meta["classes"] = json.dumps(classes)
+    if pre is not None:
+        meta["preprocessing"] = json.dumps(pre.describe())
     onnx.helper.set_model_props(model, meta)
     try:
         onnx.checker.check_model(model, full_check=True)
@@ -276,7 +290,8 @@ def export_onnx(project: Project, out: str | Path, checkpoint: Path | None = Non
     _check_symbolic(model, compiled)
     if exporter.startswith("TorchScript"):
         opset = min(opset, 20)
-    report = ExportReport(Path(out), exporter, opset, 0.0, weights=weights_note, notes=notes)
+    report = ExportReport(Path(out), exporter, opset, 0.0, weights=weights_note,
+                          notes=notes + ([describe(pre)] if pre is not None else []))
     blob = model.SerializeToString()
     if verify:
         session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])

@@ -17,11 +17,12 @@ from typing import Any
 
 from .. import __version__
 from ..compiler import Compiled
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, refuse_overwriting_inputs
 from ..layers.dims import fmt_shape
 from ..project import Project
 from ..weights import save_weights
-from .onnx_export import model_with_weights
+from .onnx_export import export_inputs, model_with_weights
+from .preprocess import input_standardization, with_input_standardization
 
 
 @dataclass
@@ -117,6 +118,10 @@ def module_source(compiled: Compiled, class_name: str, title: str, weights_name:
     sym_doc = f" {doc_text(', '.join(symbols))}: variable length." if symbols else ""
     blocks = _BlockClasses()
     init = blocks.init_lines(compiled)
+    buffers = [f"        self.register_buffer({name!r}, torch.zeros({list(buf.shape)}))"
+               for name, buf in compiled.module.named_buffers(recurse=False)]
+    if buffers:  # the input standardisation (export.preprocess): shapes here, values in the weights file
+        init = "\n".join([init, "        # forward standardises raw features with these", *buffers])
     block_classes = "".join(f"{text}\n\n" for text in blocks.texts)
     forward = compiled.module.code.strip()
     forward = re.sub(r"^def forward\(self, ([^)]*)\):", f"def forward(self, {args}):", forward)
@@ -167,7 +172,12 @@ if __name__ == "__main__":
 def export_python(project: Project, out: str | Path, checkpoint: Path | None = None) -> SourceExport:
     """Write ``out`` (.py) and ``out``.safetensors (weights), both atomically."""
     out = Path(out)
+    refuse_overwriting_inputs([("the Python source", out), ("its weights", out.with_suffix(".safetensors"))],
+                              export_inputs(project, checkpoint))
     compiled, _ = model_with_weights(project, checkpoint)
+    pre = input_standardization(project, compiled)
+    if pre is not None:  # raw features in, as in the data file: the module repeats training's standardisation
+        with_input_standardization(compiled, pre)
     class_name = class_name_for(project)
     weights = out.with_suffix(".safetensors")
     text = module_source(compiled, class_name, project.name, weights.name, project.description)

@@ -22,11 +22,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..compiler import Compiled, compile_graph
 from ..config import TRAINING_FIELDS, validate_section
 from ..data import DataBundle, load_data
-from ..errors import WorkbenchError
+from ..errors import InputError, WorkbenchError
 from ..project import Project
-from ..weights import graph_hash, read_checkpoint, restore_optimizer, save_checkpoint
+from ..weights import WeightsError, apply_state, graph_hash, load_checkpoint, restore_optimizer, save_checkpoint
 from .adversarial import GanParts, gan_step, gan_validate
-from .devices import autocast_dtype, resolve_device
+from .devices import DeviceError, autocast_dtype, resolve_device
 from .runs import RunWriter, new_run_dir, runs_root
 from .schedule import Schedule
 from .tasks import MetricAccumulator, loss_fn, primary_metric
@@ -49,13 +49,13 @@ class Control:
 
 def _optimizer(cfg: dict[str, Any], params: Any) -> torch.optim.Optimizer:
     kind, lr, wd = cfg["optimizer"], cfg["lr"], cfg["weight_decay"]
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"] and cfg["momentum"] > 0,
-                               weight_decay=wd)
+    if kind == "sgd":  # nesterov without momentum is refused by config.cross_check (in the pre-flight)
+        return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=wd)
+    betas = (cfg["momentum"], 0.999)  # Adam's beta1 is its momentum (the default 0.9 is torch's)
     if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)
     if kind == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)
     return torch.optim.RMSprop(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
 
 
@@ -117,6 +117,9 @@ class Trainer:
         cfg = self.cfg
         self.device = resolve_device(cfg["device"])
         torch.manual_seed(cfg["seed"])
+        from .preflight import preflight_training  # every located problem before anything is allocated
+
+        preflight_training(self.project, cfg, self.data_cfg)
         self.compiled = compile_graph(self.project.graph)
         if len(self.compiled.inputs) != 1:
             raise TrainingError(f"training needs exactly one Input; this graph has {len(self.compiled.inputs)}")
@@ -134,6 +137,10 @@ class Trainer:
         if task == "language_model" and kind != "sequence":
             raise TrainingError(f"a language model needs text data (the 'text' dataset); {self.data.samples.name} "
                                 f"has {kind} targets")
+        if self.data.val is None and (cfg["schedule"] == "plateau" or cfg["early_stopping"]):
+            raise TrainingError(f"the {'plateau schedule' if cfg['schedule'] == 'plateau' else 'early stopping'} "
+                                f"watches the validation split, but it is empty ({len(self.data.samples)} samples x "
+                                f"val_fraction {self.data_cfg['val_fraction']} rounds to 0): raise data.val_fraction")
         self.val_labels = (self.data.val.tensors[1] if self.data.val is not None and kind == "classification"
                            else None)
         if task == "reconstruction":  # the target is the input itself
@@ -154,8 +161,12 @@ class Trainer:
         self.schedule = Schedule(cfg["schedule"], cfg["lr"], self.steps_per_epoch * cfg["epochs"],
                                  self.steps_per_epoch, cfg["warmup_epochs"] * self.steps_per_epoch,
                                  cfg["step_size"], cfg["gamma"])
-        self.amp = autocast_dtype(self.device, cfg["precision"])
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        try:
+            self.amp = autocast_dtype(self.device, cfg["precision"])
+        except DeviceError as exc:
+            raise TrainingError(f"training.precision: {exc}") from None
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp == torch.float16 else None
+        self._check_precision()
         self.start_epoch, self.step = 0, 0
         self._epochs_done = 0
         self.best: float | None = None
@@ -169,6 +180,23 @@ class Trainer:
                                                "data": self.data_cfg, "device": str(self.device)})
         self.listeners.insert(0, self.writer)
         self._attr_names = self.compiled.node_name_of_attr()
+
+    def _check_precision(self) -> None:
+        """Run the model once under autocast, so a layer that cannot compute in the chosen precision on
+        this device (an LSTM in fp16 on the CPU) is refused before the first step."""
+        if self.amp is None or self.gan is not None:
+            return
+        was_training = self.model.training
+        self.model.eval()  # no BatchNorm statistics are updated, no dropout randomness drawn
+        try:
+            with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp):
+                self.model(self.data.train.tensors[0][:2].to(self.device))
+        except RuntimeError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise TrainingError(f"training.precision: {self.cfg['precision']} cannot be used on {self.device} "
+                                f"with this model ({first}); use fp32 or another precision") from None
+        finally:
+            self.model.train(was_training)
 
     def _prepare_discriminator(self) -> Any:
         """Compile the discriminator; the generator's output must be what it reads."""
@@ -186,18 +214,22 @@ class Trainer:
         return dspec
 
     def _restore(self, path: Path) -> None:
-        model_t, optim_t, meta = read_checkpoint(path)
-        from ..weights import apply_state
-
-        try:
-            apply_state(self.model, {k: v.to(self.device) for k, v in model_t.items()}, str(path))
-        except WorkbenchError as exc:
-            raise TrainingError(f"cannot resume: {exc}") from None
-        restore_optimizer(self.optimizer, optim_t, meta)
+        ckpt = load_checkpoint(path)  # an unreadable file or invalid metadata is a WeightsFileError (exit 2)
+        meta = ckpt.meta
+        parts = [("model", self.model, self.optimizer)]
         if self.gan is not None:
-            d_model, d_optim, d_meta = read_checkpoint(path.with_name(path.stem + "_discriminator.safetensors"))
-            apply_state(self.gan.discriminator, {k: v.to(self.device) for k, v in d_model.items()}, str(path))
-            restore_optimizer(self.gan.opt_d, d_optim, d_meta)
+            parts.append(("discriminator", self.gan.discriminator, self.gan.opt_d))
+        try:
+            for part, module, optimizer in parts:
+                state = ckpt.state(part)
+                if part != "model" and not state:
+                    raise WeightsError(f"{path} holds no {part} (it was not saved by an adversarial run)")
+                apply_state(module, {k: v.to(self.device) for k, v in state.items()}, f"{path} ({part})")
+                restore_optimizer(optimizer, ckpt.optimizer_tensors(part), ckpt.optimizer_meta(part), str(path))
+        except WeightsError as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise TrainingError(f"cannot resume: {exc}") from None
         self.start_epoch = self._epochs_done = int(meta.get("epoch", 0))
         self.step = int(meta.get("step", 0))
         self.schedule.load_state(meta.get("schedule", {}))
@@ -232,7 +264,8 @@ class Trainer:
                 samples_seen += len(self.data.train)
                 last_val = self._validate(epoch) if self.data.val is not None else {}
                 metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in last_val.items()}}
-                self.schedule.end_epoch(last_val.get("loss"))
+                lr_used = self.schedule.lr(max(0, self.step - 1))  # before a plateau reduction changes it
+                self.schedule.end_epoch(last_val.get("loss"), epoch)
                 score = last_val.get(self.metric_name, train_loss if self.metric_name == "loss" else None)
                 improved = score is not None and (self.best is None or (
                     score > self.best if self.metric_mode == "max" else score < self.best))
@@ -242,7 +275,7 @@ class Trainer:
                 else:
                     bad_epochs += 1
                 self.emit({"type": "epoch", "epoch": epoch + 1, "step": self.step,
-                           "lr": self.schedule.lr(max(0, self.step - 1)), "time": time.perf_counter() - t0,
+                           "lr": lr_used, "time": time.perf_counter() - t0,
                            **metrics})
                 self._checkpoint("last", epoch + 1, metrics)
                 if improved:
@@ -283,7 +316,10 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         torch.manual_seed(cfg["seed"] * 1000 + epoch)  # dropout: the same per epoch, resumed or not
-        gen = torch.Generator().manual_seed(cfg["seed"] * 1000 + epoch)
+        # shuffling and augmentation follow the data seed, also the same per epoch (epochs < 2**20)
+        data_seed = (int(self.data_cfg["seed"]) << 20) + epoch
+        gen = torch.Generator().manual_seed(2 * data_seed)
+        augment_gen = torch.Generator().manual_seed(2 * data_seed + 1)
         loader = DataLoader(self.data.train, batch_size=int(self.data_cfg["batch_size"]),
                             shuffle=bool(self.data_cfg["shuffle"]), generator=gen)
         total, count = 0.0, 0
@@ -299,6 +335,10 @@ class Trainer:
                 self.status = "running"
                 self.emit({"type": "status", "status": "running"})
                 window_t = time.perf_counter()
+            if self.data.augment is not None:  # training batches only; validation and test stay as they are
+                x = self.data.augment(x, augment_gen)
+                if cfg["task"] == "reconstruction":
+                    y = x
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             lr = self.schedule.lr(self.step)
             if self.gan is not None:
@@ -447,12 +487,11 @@ class Trainer:
     def _checkpoint(self, kind: str, epoch: int, metrics: dict[str, Any]) -> Path:
         assert self.run_dir is not None
         path = self.run_dir / "checkpoints" / f"{kind}.safetensors"
-        if self.gan is not None:  # the generator is the model; the discriminator is kept beside it for resuming
-            save_checkpoint(path.with_name(f"{kind}_discriminator.safetensors"), self.gan.discriminator,
-                            self.gan.opt_d, {"epoch": epoch, "step": self.step})
         meta = {"epoch": epoch, "step": self.step, "metrics": metrics, "best": self.best,
                 "project_hash": graph_hash(self.project.graph), "schedule": self.schedule.state(),
                 "project": self.project.name}
-        save_checkpoint(path, self.model, self.optimizer, meta)
+        # one file: the generator is the model, the discriminator a part of the same checkpoint
+        parts = {"discriminator": (self.gan.discriminator, self.gan.opt_d)} if self.gan is not None else None
+        save_checkpoint(path, self.model, self.optimizer, meta, parts)
         self.emit({"type": "checkpoint", "kind": kind, "path": str(path), "epoch": epoch})
         return path

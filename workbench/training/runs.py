@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, open_append
 
 
 def runs_root(project_path: Path | None) -> Path:
@@ -42,7 +42,7 @@ class RunWriter:
         (self.dir / "checkpoints").mkdir(exist_ok=True)
         if not (self.dir / "config.json").exists():
             atomic_write_text(self.dir / "config.json", json.dumps(config, indent=2))
-        self._fh = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")
+        self._fh = open_append(self.dir / "metrics.jsonl")  # a planted symlink is refused, not followed
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event["type"] in ("epoch", "batch"):
