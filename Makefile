@@ -7,6 +7,7 @@ setup:
 	@scripts/bootstrap.sh
 
 run: setup
+	@scripts/qt-deps.sh
 	.venv/bin/workbench gui $(SAMPLE)
 
 test: setup

@@ -11,6 +11,7 @@ from typing import Any
 
 from .block_io import import_block_file, save_block_file
 from .blocks import BlockError, BlockLibrary
+from .fileio import refuse_overwriting_inputs
 
 
 def _describe(lib: BlockLibrary) -> list[dict[str, Any]]:
@@ -53,9 +54,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _save(project: Any, args: argparse.Namespace, message: str) -> int:
+    """Save in place, or to ``--output`` (which may not be another input, such as an imported block file)."""
     from .cli import EXIT_OK
     from .project import save_project
 
+    if args.output:
+        others = [("the block file", getattr(args, "file", None))]
+        refuse_overwriting_inputs([("the changed project", args.output)], others)
     path = save_project(project, args.output or project.path)
     print(f"{message}; saved {path}")
     return EXIT_OK
@@ -80,6 +85,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     project = _load(args.project)
     _block(project, args.block)
+    refuse_overwriting_inputs([("the block file", args.output)], [("the project", args.project)])
     path = save_block_file(project.blocks, args.block, args.output)
     print(f"wrote {path} (block {args.block} and {len(project.blocks.dependencies(args.block))} block(s) it uses)")
     return EXIT_OK

@@ -225,7 +225,7 @@ def test_corrupt_and_truncated_files_give_clear_errors(tmp_path: Path) -> None:
     for bad in ("cut.onnx", "junk.onnx"):
         with pytest.raises(OnnxImportError, match=r"not a valid ONNX file|does not pass onnx\.checker"):
             import_onnx(tmp_path / bad)
-    with pytest.raises(OnnxImportError, match="cannot read the file"):
+    with pytest.raises(OnnxImportError, match="cannot read the ONNX model: No such file"):
         import_onnx(tmp_path / "missing.onnx")
 
 
@@ -270,7 +270,7 @@ def test_cli_export_and_import(tmp_path: Path) -> None:
     assert r.returncode == 0 and "lossless" in r.stdout
     (tmp_path / "bad.onnx").write_bytes(b"\x00\x01")
     r = cli("import", str(tmp_path / "bad.onnx"), "-o", str(tmp_path / "nope.json"))
-    assert r.returncode == 1 and "not a valid ONNX file" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "not a valid ONNX file" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "nope.json").exists()
 
 

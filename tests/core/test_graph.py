@@ -148,7 +148,7 @@ def test_topological_order_is_deterministic(chain) -> None:
 
 @pytest.mark.parametrize(
     ("name", "ident"),
-    [("class", "class_"), ("my conv", "my_conv"), ("3x3", "_3x3"), ("match", "match_"), ("ü", "ü")],
+    [("class", "class_"), ("my conv", "my_conv"), ("3x3", "_3x3"), ("match", "match_"), ("ü", "u"), ("卷积", "n__"), ("__x", "n__x")],
 )
 def test_python_identifier(name: str, ident: str) -> None:
     assert python_identifier(name) == ident

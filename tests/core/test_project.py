@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.errors import ProjectError
+from workbench.errors import OutputError, ProjectError
 from workbench.project import VERSION, load_project, loads_project, project_from_dict, save_project
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -42,7 +42,7 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path: Path, cnn_doc: dict[s
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match=f"cannot write {target}: disk full"):  # the file asked for, not the temp
         save_project(project, target)
     assert target.read_text() == "old content"  # nothing half-written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]

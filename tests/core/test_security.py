@@ -4,7 +4,6 @@ no escape sequences from a project."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import torch
 from workbench.builder import GraphBuilder
 from workbench.compiler import compile_graph
 from workbench.export.python_source import doc_text, export_python
-from workbench.project import Project, save_project
+from workbench.project import Project
 
 CANARY = "CANARY_WRITTEN"
 
@@ -120,7 +119,7 @@ def test_exported_source_with_hostile_names_computes_what_the_model_computes(tmp
 @pytest.mark.parametrize("text", ['a"""b', "x\\y", "l1\nl2", "\ud800", "\x1b[31m", "\u202e", "é中"])
 def test_doc_text_is_inert_inside_a_docstring(text: str) -> None:
     escaped = doc_text(text)
-    value = eval(f'"""{escaped}"""')  # noqa: S307 - the point: it stays a plain string
+    value = eval(f'"""{escaped}"""')  # the point: it stays a plain string
     assert isinstance(value, str)
     assert '"""' not in escaped
     assert all(ch.isprintable() for ch in value)
@@ -134,3 +133,68 @@ def test_identifiers_are_ascii_and_never_name_mangled() -> None:
     for name in ["ﬁlter²", "卷积", "__secret", "class", "9lives", "a b-c", "é"]:
         ident = python_identifier(name)
         assert ident.isascii() and ident.isidentifier() and not ident.startswith("__"), (name, ident)
+
+
+# --------------------------------------------------------------------------- ONNX external data
+
+
+def _model_with_external_data(folder: Path, location: str) -> Path:
+    """A one-Linear ONNX model whose weight lives in an external file named ``location``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "fc.weight")
+    b = numpy_helper.from_array(np.zeros(3, dtype=np.float32), "fc.bias")
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "fc.weight", "fc.bias"], ["y"], transB=1, name="fc")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [w, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    raw = w.raw_data
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(len(raw)))):
+        entry = w.external_data.add()
+        entry.key, entry.value = key, value
+    model.graph.initializer[0].CopyFrom(w)
+    path = folder / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_external_data_is_read_from_the_models_own_folder_whatever_the_cwd(tmp_path: Path, monkeypatch) -> None:
+    from workbench.importers.onnx_import import import_onnx
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = _model_with_external_data(folder, "weights.bin")
+    (folder / "weights.bin").write_bytes(np.arange(12, dtype=np.float32).tobytes())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = import_onnx(path)
+    weights = [t for k, t in result.tensors.items() if k.endswith("weight")]
+    assert weights and torch.equal(weights[0], torch.arange(12, dtype=torch.float32).reshape(3, 4))
+
+
+@pytest.mark.parametrize("how", ["from_the_cwd", "dotdot", "absolute", "symlink", "symlinked_dir"])
+def test_external_data_cannot_reach_outside_the_models_folder(tmp_path: Path, monkeypatch, how: str) -> None:
+    from workbench.errors import InputError
+    from workbench.importers.onnx_import import import_onnx
+
+    secret = tmp_path / ".aws" / "credentials"
+    secret.parent.mkdir()
+    secret.write_bytes(b"S" * 48)  # as many bytes as the weight: a read would succeed silently
+    folder = tmp_path / "models"
+    folder.mkdir()
+    location = {"from_the_cwd": ".aws/credentials", "dotdot": "../.aws/credentials", "absolute": str(secret),
+                "symlink": "link.bin", "symlinked_dir": "sub/.aws/credentials"}[how]
+    if how == "symlink":
+        (folder / "link.bin").symlink_to(secret)
+    if how == "symlinked_dir":
+        (folder / "sub").symlink_to(tmp_path)
+    path = _model_with_external_data(folder, location)
+    monkeypatch.chdir(tmp_path)  # where onnx's own loader looked (a home folder holds .aws/credentials)
+    with pytest.raises(InputError, match="is missing" if how == "from_the_cwd" else "model's own folder") as info:
+        import_onnx(path)
+    assert "fc.weight" in str(info.value)
