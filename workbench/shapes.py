@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from .errors import ShapeError
 from .graph import Graph, GraphEvent
 from .layers import LayerShapeError, Shape
@@ -101,7 +99,10 @@ class ShapeInference:
         return {nid: self._info[nid] for nid in self.graph.nodes}
 
     def errors(self) -> list[ShapeError]:
+        """Every located error, in the graph's topological order."""
         self.update()
+        if not any(i.error for i in self._info.values()):
+            return []
         return [self._info[n].error for n in self.graph.topological_order() if self._info[n].error]  # type: ignore[misc]
 
     def total_params(self) -> int:
@@ -113,9 +114,15 @@ class ShapeInference:
         outputs = [n.id for n in self.graph.outputs()]
         if not outputs:
             return []
+        # one walk up from all Outputs at once (not one per Output: O(V + E) with many)
+        pred = self.graph._nx._pred
         live: set[str] = set(outputs)
-        for o in outputs:
-            live |= nx.ancestors(self.graph._nx, o)
+        stack = list(outputs)
+        while stack:
+            for p in pred[stack.pop()]:
+                if p not in live:
+                    live.add(p)
+                    stack.append(p)
         found = []
         for node in self.graph:
             if node.id not in live:

@@ -390,7 +390,7 @@ def _unique(ctx: Ctx, base: str) -> str:
 
     base = re.sub(r"^(node_|/)", "", base).replace("/", "_") or "rnn"
     base = re.sub(r"[^A-Za-z0-9_.]", "_", base)[:40]
-    return base if base not in ctx.graph.names() else ctx.graph.unique_name(f"{base}_")
+    return base if not ctx.graph.has_name(base) else ctx.graph.unique_name(f"{base}_")
 
 
 @converter("Gather")
