@@ -1,7 +1,9 @@
 """The ``workbench`` command line: thin over the same functions the GUI uses.
 
 Exit status: 0 success, 1 the project or run has errors (listed), 2 a file
-cannot be read or the arguments are wrong.
+cannot be read, an output cannot be written (or would overwrite an input), or the
+arguments are wrong.  Everything printed passes through a filter that shows
+terminal control characters as escapes (names come from files).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import ProjectError, WorkbenchError
+from .bulk import gc_paused
+from .errors import InputError, OutputError, ProjectError, WorkbenchError
 from .layers.dims import fmt_shape
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
@@ -39,6 +42,7 @@ def _load(path: str) -> Any:
 # --------------------------------------------------------------------------- check
 
 
+@gc_paused()
 def check_report(project: Any) -> dict[str, Any]:
     """The ``check --json`` document for a loaded project."""
     from .shapes import infer
@@ -67,10 +71,20 @@ def check_report(project: Any) -> dict[str, Any]:
     if not project.graph.outputs():
         errors.append({"node": None, "message": "the graph has no Output node", "param": None})
     warnings = [{"node": w.node, "message": w.message} for w in si.warnings()]
+    from .training.preflight import check_issues  # training's own checks: what check accepts, training accepts
+
+    more, notes = check_issues(project, si)
+    errors += [i.as_dict() for i in more]
+    warnings += [{"node": None, "message": m} for m in notes]
     blocks = []
+    instances: dict[str, list[str]] = {}  # block id -> its instances, as blocks.uses() lists them
+    if len(project.blocks):  # one pass over the graphs, not one per block
+        for g in project.blocks.graphs().values():
+            for n in g:
+                instances.setdefault(n.type, []).append(n.name)
     for block in project.blocks:
         inside = [str(e) for e in infer(block.graph).errors()]  # the block alone, with its example inputs
-        uses = [n.name for _, _, n in project.blocks.uses(block.id)]
+        uses = instances.get(block.id, [])
         blocks.append({"id": block.id, "name": block.name, "uses": uses, "errors_inside": inside})
         warnings += [{"node": None, "message": f"block {block.id} (with its example inputs): {e}"} for e in inside]
     return {
@@ -152,6 +166,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training.progress import ProgressLine
 
     project = _load(args.project)
+    if args.out:  # a run folder is new (or empty): a run never writes over other files
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out}: the run folder is an existing file, not a folder")
+        if out.is_dir() and any(out.iterdir()) and not args.resume:
+            raise OutputError(f"{out}: the run folder exists and is not empty; give a new folder "
+                              "(or --resume a checkpoint to continue a run)")
     control = Control()
     if args.threads:
         import torch
@@ -172,6 +193,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer(project, overrides, run_dir=Path(args.out) if args.out else None,
                           resume=Path(args.resume) if args.resume else None, listeners=listeners, control=control)
         summary = trainer.run()
+    except (InputError, OutputError) as exc:  # an unreadable checkpoint, an unwritable run folder
+        return _fail(str(exc), EXIT_UNREADABLE)
     except WorkbenchError as exc:
         return _fail(str(exc), EXIT_INVALID)
     finally:
@@ -189,6 +212,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from .export.onnx_export import export_onnx
     from .export.python_source import export_python
+    from .fileio import refuse_overwriting_inputs
     from .weights import save_weights
 
     project = _load(args.project)
@@ -196,6 +220,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _fail("nothing to export: give --onnx OUT.onnx, --python OUT.py and/or --weights OUT.safetensors",
                      EXIT_UNREADABLE)
     ckpt = Path(args.checkpoint) if args.checkpoint else None
+    refuse_overwriting_inputs(
+        [("the ONNX file", args.onnx), ("the Python source", args.python),
+         ("the source's weights", Path(args.python).with_suffix(".safetensors") if args.python else None),
+         ("the weights file", args.weights)],
+        [("the project", args.project), ("the project's weights", project.weights_path()), ("the checkpoint", ckpt)])
     if args.onnx:
         print(f"exporting ONNX to {args.onnx} ...", file=sys.stderr, flush=True)
         report = export_onnx(project, args.onnx, checkpoint=ckpt, opset=args.opset, verify=not args.no_verify)
@@ -213,8 +242,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .fileio import refuse_overwriting_inputs
     from .importers.onnx_import import import_onnx, write_import
 
+    out = Path(args.output)
+    weights = out.with_suffix(".safetensors")
+    refuse_overwriting_inputs([("the project", out), ("its weights", weights)], [("the model", args.model)])
+    if not args.force:
+        for path in (out, weights):
+            if path.exists() or path.is_symlink():
+                raise OutputError(f"{path} exists; give --force to replace it (or choose another -o)")
     result = import_onnx(args.model, allow_partial=args.allow_partial)
     out = write_import(result, args.output)
     kind = "lossless (a Neural Workbench export)" if result.lossless else "mapped op by op"
@@ -228,10 +267,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .fileio import refuse_overwriting_inputs
     from .project import save_project
     from .weights import attach_weights
 
     project = _load(args.project)
+    refuse_overwriting_inputs([("the project's weights", Path(args.project).with_suffix(".safetensors"))],
+                              [("the file to load", args.load), ("the project", args.project)])
     target = attach_weights(project, args.load)
     save_project(project)
     print(f"loaded {args.load} into {target.name}; {project.path.name} now uses it")
@@ -279,11 +323,63 @@ def _positive_int(text: str) -> int:
 
 
 
+def _setting(section: str, name: str, parse: Any) -> Any:
+    """An argparse type that parses a value and validates it by the setting's own declaration
+    (so ``--batch-size 0`` is refused like ``data.batch_size: 0`` in a project file)."""
+    from .config import DATA_FIELDS, TRAINING_FIELDS
+    from .layers.spec import ParamValueError
+
+    decl = next(f for f in (DATA_FIELDS if section == "data" else TRAINING_FIELDS) if f.name == name)
+
+    def convert(text: str) -> Any:
+        try:
+            return decl.validate(parse(text))
+        except (ValueError, ParamValueError) as exc:
+            detail = str(exc) if isinstance(exc, ParamValueError) else f"expected {parse.__name__}, got {text!r}"
+            raise argparse.ArgumentTypeError(f"{section}.{name}: {detail}") from None
+
+    convert.__name__ = name  # argparse names the type in its messages
+    return convert
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .project import Project, save_project
+    from .templates import starting_points
+
+    points = starting_points()
+    if args.list:
+        print(format_table([["template", "what it is"], *[[k, title] for k, (title, _) in points.items()]]))
+        return EXIT_OK
+    if not args.output:
+        return _fail("give -o FILE (the project to write), or --list", EXIT_UNREADABLE)
+    if args.template is not None and args.template not in points:
+        return _fail(f"no template {args.template!r} (templates: {', '.join(points)})", EXIT_UNREADABLE)
+    out = Path(args.output)
+    if (out.exists() or out.is_symlink()) and not args.force:
+        raise OutputError(f"{out} exists; give --force to replace it")
+    project = points[args.template][1]() if args.template else Project()
+    path = save_project(project, out)
+    print(f"wrote {path} ({project.name}: {len(project.graph)} nodes)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="workbench", description="Neural Workbench: design, train and export neural networks."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("new", help="write a new project from a template (a sample or a known architecture)")
+    p.add_argument("--template", metavar="NAME", help="see --list (default: an empty project)")
+    p.add_argument("-o", "--output", metavar="FILE", help="project file to write (.json)")
+    p.add_argument("--list", action="store_true", help="list the templates")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("check", help="infer shapes and parameter counts; list errors")
     p.add_argument("project", help="project file (.json)")
@@ -297,10 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a project headless (same engine as the GUI)")
     p.add_argument("project", help="project file (.json)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the project's setting)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=_setting("training", "epochs", int), metavar="N")
+    p.add_argument("--batch-size", type=_setting("data", "batch_size", int), dest="batch_size", metavar="N")
+    p.add_argument("--lr", type=_setting("training", "lr", float), metavar="LR")
+    p.add_argument("--seed", type=_setting("training", "seed", int), metavar="N")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="CPU threads for torch (default: all cores; fewer on a shared machine)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<project>/<time> beside the project)")
@@ -323,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model file (.onnx)")
     p.add_argument("-o", "--output", required=True, help="project file to write (.json); weights go beside it")
     p.add_argument("--allow-partial", action="store_true", help="stop at the first unsupported node instead of failing")
+    p.add_argument("--force", action="store_true", help="replace the project (and its weights) if they exist")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("weights", help="load a weights file or checkpoint (safetensors) into a project")
@@ -351,6 +448,17 @@ _EXTRA_COMMANDS: list[Any] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .terminal import TerminalSafe
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = TerminalSafe(out), TerminalSafe(err)  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -358,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_gui(args)
     try:
         return int(args.func(args))
-    except _Unreadable as exc:
+    except (_Unreadable, InputError, OutputError) as exc:
         return _fail(str(exc), EXIT_UNREADABLE)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

@@ -8,6 +8,7 @@ result is an ordinary module: it trains, saves, ``torch.compile``s and exports.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,13 +17,32 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from .analysis.cost import parameters_fit
+from .analysis.dtypes import infer_dtypes
 from .errors import CompileError, ShapeError
 from .graph import Graph, python_identifier
 from .layers import ModuleCall, Shape
 from .shapes import ShapeInference
 
-#: attribute names a submodule may not take (they would shadow nn.Module API)
-_RESERVED = set(dir(nn.Module)) | set(dir(fx.GraphModule)) | {"self", "torch", "nn", "operator"}
+
+def _reserved_names() -> frozenset[str]:
+    """Identifiers a node may not take as its attribute or forward argument.
+
+    Class attributes (``dir``) miss what ``__init__`` sets on the instance (``training``,
+    ``_modules``, a GraphModule's ``meta``...), so a real instance of each is asked too.
+    fx's generated code refers to a few globals of its own (``torch``, ``device``, ``inf``);
+    the exported class adds ``load_weights``.  Keywords are python_identifier's concern.
+    """
+    import torch.fx.graph as fx_graph
+
+    instance = fx.GraphModule(nn.Module(), fx.Graph())
+    names = set(dir(nn.Module)) | set(dir(fx.GraphModule)) | set(vars(nn.Module())) | set(vars(instance))
+    names |= set(getattr(fx_graph, "_custom_builtins", {})) | {"self", "torch", "nn", "operator", "load_weights"}
+    return frozenset(names)
+
+
+#: attribute names a submodule may not take (they would shadow nn.Module API or fx's names)
+_RESERVED = _reserved_names()
 
 
 @dataclass(frozen=True)
@@ -103,26 +123,38 @@ class _FxEmitter:
     def call_method(self, name: str, *args: Any, **kwargs: Any) -> fx.Node:
         return self._own(self.graph.call_method(name, args, kwargs))
 
+    def get_attr(self, name: str) -> fx.Node:
+        """A tensor of this node's module (``self.cls_token.weight``): learned tensors that no
+        module call returns (the Parameter node's)."""
+        return self._own(self.graph.get_attr(f"{self.attr}.{name}"))
+
 
 def assign_identifiers(graph: Graph) -> dict[str, str]:
     """Node id -> a unique Python identifier derived from the node's name."""
     used: set[str] = set()
+    tried: dict[str, int] = {}  # base -> the last suffix it took (every earlier one is used)
     out: dict[str, str] = {}
     for node in graph:
         base = python_identifier(node.name)
-        if base in _RESERVED:
+        if base.startswith("__"):  # a class body would mangle self.__x into self._Class__x
+            base = "n" + base
+        if base in _RESERVED or re.fullmatch(r"_tensor_constant\d+", base):  # fx names its constants so
             base += "_"
-        ident, i = base, 1
+        # go on from the last suffix this base took: names that all sanitise to one base
+        # ("a+", "a-"...) would otherwise each count up from 1 (quadratic)
+        i = tried.get(base, 1)
+        ident = base if i == 1 else f"{base}_{i}"
         while ident in used:
             i += 1
             ident = f"{base}_{i}"
+        tried[base] = i
         used.add(ident)
         out[node.id] = ident
     return out
 
 
 def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name: str = "WorkbenchModel",
-                  bound_inputs: dict[str, Shape] | None = None) -> Compiled:
+                  bound_inputs: dict[str, Shape] | None = None, memory_budget: int | None = None) -> Compiled:
     """Compile ``graph`` into a module.
 
     A block instance becomes a submodule that is itself a compiled ``GraphModule``
@@ -135,12 +167,14 @@ def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name
         class_name: name of the generated class.
         bound_inputs: Input node id -> the shape it is fed (a block's inside, see
             :class:`~workbench.shapes.ShapeInference`).
+        memory_budget: bytes the parameters may take (default: this machine's memory).
 
     Returns:
         A :class:`Compiled` whose ``module`` is an ``fx.GraphModule``.
 
     Raises:
-        CompileError: listing every located error (the same as shape inference).
+        CompileError: listing every located error (the same as shape inference), or the
+            parameters' size when they cannot fit in memory (nothing is allocated then).
     """
     if shapes is None:
         si = ShapeInference(graph, live=False, bound_inputs=bound_inputs)
@@ -152,6 +186,11 @@ def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name
         errors.append(ShapeError("the graph has no Input node", "(graph)", ""))
     if not graph.outputs():
         errors.append(ShapeError("the graph has no Output node", "(graph)", ""))
+    if not errors and bound_inputs is None:  # a block's inside was checked with its instance's dtypes
+        errors += infer_dtypes(graph)[1]
+    if not errors:
+        too_big = parameters_fit(graph, si, memory_budget)
+        errors += [too_big] if too_big is not None else []
     if errors:
         raise CompileError(errors)
     info = si.all()
@@ -167,7 +206,7 @@ def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name
     # Placeholders first, in the graph's node order: that is forward's signature.
     for node in graph.inputs():
         attr = attr_of[node.id]
-        env[(node.id, "y")] = fxg.placeholder(attr)
+        env[(node.id, "y")] = fxg.placeholder(attr)  # the argument is `attr` (fx may name its value otherwise)
         inputs.append(InputSpec(attr, node.name, info[node.id].outputs["y"], node.params["dtype"]))
 
     for nid in graph.topological_order():

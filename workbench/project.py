@@ -17,10 +17,12 @@ from typing import Any
 
 from .block_io import library_from_dict
 from .blocks import BlockLibrary
+from .bulk import gc_paused
 from .config import DATA_FIELDS, TRAINING_FIELDS, ConfigError, default_data, default_training, validate_section
 from .errors import GraphError, ParamError, ProjectError
-from .fileio import atomic_write_text
+from .fileio import PROJECT_LIMIT, atomic_write_text
 from .graph import Graph
+from .textcheck import text_problem
 
 FORMAT = "neural-workbench-project"
 VERSION = 3
@@ -119,6 +121,7 @@ def parse_json(text: str, file: str | None = None) -> Any:
         raise ProjectError(f"not valid JSON: {exc}", "", file) from None
 
 
+@gc_paused()
 def load_project(path: str | os.PathLike[str]) -> Project:
     """Read and validate a project file.
 
@@ -126,12 +129,17 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         ProjectError: with the file name and the JSON path of the first problem.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ProjectError("is a folder, not a project file", "", str(p))
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as fh:
+            raw = fh.read(PROJECT_LIMIT + 1)  # bounded: `check /dev/zero` is an error, not an endless read
     except OSError as exc:
         raise ProjectError(f"cannot read the file: {exc.strerror or exc}", "", str(p)) from None
+    if len(raw) > PROJECT_LIMIT:
+        raise ProjectError(f"larger than {PROJECT_LIMIT // 2**20} MiB: not a project file?", "", str(p))
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is accepted
     except UnicodeDecodeError as exc:
         raise ProjectError(f"not UTF-8 text (byte {exc.start})", "", str(p)) from None
     project = project_from_dict(parse_json(text, str(p)), str(p))
@@ -178,11 +186,15 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
 
     name = doc.get("name", "Untitled")
     _need(isinstance(name, str), "name", f"expected a string, got {_type_name(name)}", file)
+    _need(not text_problem(name), "name", f"the project name {text_problem(name)}", file)
     description = doc.get("description", "")
     _need(isinstance(description, str), "description", f"expected a string, got {_type_name(description)}", file)
+    _need(not text_problem(description, multiline=True), "description",
+          f"the description {text_problem(description, multiline=True)}", file)
     weights = doc.get("weights")
     if weights is not None:
-        _need(isinstance(weights, str) and weights != "", "weights", f"expected a file name or null, got {weights!r}", file)
+        _need(isinstance(weights, str) and weights != "" and not text_problem(weights), "weights",
+              f"expected a file name or null, got {weights!r}", file)
         pure = PurePath(weights)
         _need(
             not pure.is_absolute() and len(pure.parts) == 1 and weights not in (".", ".."),
@@ -208,6 +220,7 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
                    blocks=blocks)
 
 
+@gc_paused()
 def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None, *, library: BlockLibrary | None = None,
                     into: Graph | None = None) -> Graph:
     """Build a graph from its JSON form, reporting problems by JSON path.
@@ -232,7 +245,8 @@ def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None, *, l
             _need(key in ("id", "type", "name", "params", "position"), f"{at}.{key}",
                   "unknown key (known: id, name, params, position, type)", file)
         nid, typ, nm = nd.get("id"), nd.get("type"), nd.get("name")
-        _need(isinstance(nid, str) and nid != "", f"{at}.id", f"expected a non-empty string, got {nid!r}", file)
+        _need(isinstance(nid, str) and nid != "" and not text_problem(nid), f"{at}.id",
+              f"expected a non-empty string without control characters, got {nid!r}", file)
         _need(nid not in g.nodes, f"{at}.id", f"the id {nid!r} is used twice", file)
         _need(isinstance(typ, str), f"{at}.type", f"expected a layer type name, got {typ!r}", file)
         _need(isinstance(nm, str), f"{at}.name", f"expected a string, got {nm!r}", file)
@@ -255,25 +269,38 @@ def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None, *, l
         except GraphError as exc:
             field_ = "type" if "layer type" in str(exc) else "name"
             raise ProjectError(str(exc), f"{at}.{field_}", file) from None
+    # The edges are read first and wired together (one cycle check for all, not one per
+    # edge); the error reported is still the first in file order, as if wired one by one.
+    wires: list[tuple[str, str, str, str]] = []
+    unreadable: ProjectError | None = None
     for i, ed in enumerate(edges):
         at = f"{path}.edges[{i}]"
-        ok = isinstance(ed, dict) and set(ed) == {"from", "to"} and all(
-            isinstance(ed[k], list) and len(ed[k]) == 2 and all(isinstance(v, str) for v in ed[k]) for k in ("from", "to")
-        )
-        _need(ok, at, f'expected {{"from": [node_id, port], "to": [node_id, port]}}, got {ed!r}', file)
-        (src, sp), (dst, dp) = ed["from"], ed["to"]
-        for key, nid in (("from", src), ("to", dst)):
-            _need(nid in g.nodes, f"{at}.{key}", f"no node with id {nid!r}", file)
         try:
-            g.connect(src, sp, dst, dp)
-        except GraphError as exc:
-            raise ProjectError(str(exc), at, file) from None
+            ok = isinstance(ed, dict) and set(ed) == {"from", "to"} and all(
+                isinstance(ed[k], list) and len(ed[k]) == 2 and all(isinstance(v, str) for v in ed[k])
+                for k in ("from", "to")
+            )
+            _need(ok, at, f'expected {{"from": [node_id, port], "to": [node_id, port]}}, got {ed!r}', file)
+            (src, sp), (dst, dp) = ed["from"], ed["to"]
+            for key, nid in (("from", src), ("to", dst)):
+                _need(nid in g.nodes, f"{at}.{key}", f"no node with id {nid!r}", file)
+        except ProjectError as exc:
+            unreadable = exc
+            break
+        wires.append((src, sp, dst, dp))
+    failure = g.connect_many(wires)
+    if failure is not None:
+        index, exc = failure
+        raise ProjectError(str(exc), f"{path}.edges[{index}]", file) from None
+    if unreadable is not None:
+        raise unreadable
     return g
 
 
 # --------------------------------------------------------------------------- saving
 
 
+@gc_paused()
 def save_project(project: Project, path: str | os.PathLike[str] | None = None) -> Path:
     """Write the project atomically (temp file, fsync, rename); returns the path."""
     target = Path(path) if path is not None else project.path
