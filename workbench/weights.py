@@ -144,7 +144,29 @@ def apply_state(module: nn.Module, tensors: dict[str, torch.Tensor], source: str
         if bad:
             parts.append(f"mismatch {'; '.join(bad[:5])}")
         raise WeightsError(f"{source} does not fit the model: {'; '.join(parts)}")
-    module.load_state_dict(tensors, strict=True)
+    load_state(module, tensors)
+
+
+def load_state(module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """``module.load_state_dict(tensors, strict=True)``, one child module at a time.
+
+    torch's loader filters the whole dict once per child module, and a compiled graph has a child
+    per layer: loading 10,000 layers that way is quadratic (tens of seconds).  Keys that do not
+    belong to a child (a root buffer) go through torch's own loader, which also words any error.
+    """
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        attr, dot, rest = key.partition(".")
+        if not dot or attr not in module._modules:
+            module.load_state_dict(tensors, strict=True)
+            return
+        parts.setdefault(attr, {})[rest] = value
+    own_children = {k for k in module.state_dict() if "." in k}
+    if {f"{a}.{r}" for a, p in parts.items() for r in p} != own_children:
+        module.load_state_dict(tensors, strict=True)
+        return
+    for attr, part in parts.items():
+        module._modules[attr].load_state_dict(part, strict=True)  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------- checkpoints

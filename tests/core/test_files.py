@@ -318,3 +318,35 @@ def test_run_logs_never_follow_a_planted_symlink(tmp_path: Path) -> None:
 
 def test_kill_script_is_valid_python() -> None:
     compile(textwrap.dedent(KILL_SCRIPT.format(root="/x", path="/y")), "k", "exec")
+
+
+def test_loading_weights_is_linear_in_the_number_of_layers() -> None:
+    """torch's load_state_dict filters the whole dict per child: quadratic on a compiled graph."""
+    import sys
+
+    from workbench.weights import load_state
+
+    def lines(n: int) -> int:
+        model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(n)])
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        count = 0
+
+        def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+            nonlocal count
+            if event == "line":
+                count += 1
+            return tracer
+
+        sys.settrace(tracer)
+        try:
+            apply_state(model, state, "w")
+        finally:
+            sys.settrace(None)
+        torch.testing.assert_close(model.state_dict(), state)
+        return count
+
+    small, big = lines(200), lines(800)
+    assert big < 5 * small, (small, big)
+    model = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(RuntimeError):
+        load_state(model, {"0.weight": torch.zeros(2, 2)})  # a missing key: torch's own error
