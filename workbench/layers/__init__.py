@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (registration side effects)
     norm,
     norm_act,
     pooling,
+    reductions,
     sequence,
     tensor_ops,
     transformer,

@@ -54,7 +54,8 @@ def window_out(size: Dim, kernel: int, stride: int, padding: int, dilation: int,
     offset = 2 * padding - span + 1
     if stride == 1:
         return size if offset == 0 else f"{size}{offset:+d}"
-    return f"({size}{offset:+d})//{stride}" if offset else f"{size}//{stride}"
+    # (L + offset - 1) // stride + 1 written as one floor division
+    return f"({size}{offset + stride - 1:+d})//{stride}" if offset + stride - 1 else f"{size}//{stride}"
 
 
 def transpose_out(size: Dim, kernel: int, stride: int, padding: int, output_padding: int, dilation: int) -> Dim:
@@ -81,3 +82,27 @@ def broadcast(a: Shape, b: Shape) -> Shape | None:
         else:
             return None
     return tuple(reversed(out))
+
+
+def non_batch_dim(dim: int, shape: Sequence[Dim], param: str = "dim") -> int:
+    """``dim`` (negative counts from the end) as an index into ``shape``.
+
+    Dim 0 is the batch: an op that removed or reordered it would mix or drop samples,
+    so it is refused like a dim out of range, naming ``param``.
+    """
+    rank = len(shape)
+    if not -rank <= dim < rank or dim in (0, -rank):
+        raise LayerShapeError(
+            f"{param}={dim} must name a non-batch dimension of {fmt_shape(shape)} "
+            f"(1..{rank - 1} or -1..-{rank - 1}; 0 is the batch)",
+            param=param,
+        )
+    return dim % rank
+
+
+def distinct_dims(dims: Sequence[int], shape: Sequence[Dim], param: str = "dims") -> list[int]:
+    """Non-batch ``dims`` as indices into ``shape``, each named once (see :func:`non_batch_dim`)."""
+    out = [non_batch_dim(d, shape, param) for d in dims]
+    if len(set(out)) != len(out):
+        raise LayerShapeError(f"{param}={list(dims)} names a dimension of {fmt_shape(shape)} twice", param=param)
+    return out

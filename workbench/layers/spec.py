@@ -368,7 +368,8 @@ class LayerSpec:
         doc: one line, including input and output shapes.
         params: parameter declarations, in inspector order.
         inputs: input port names (or a function of params for variadic layers).
-        outputs: output port names.
+        outputs: output port names (or a function of params, for layers such as Split
+            whose number of outputs is a parameter).
         infer: shape rule ``(params, input_shapes) -> output_shapes``.
         count: parameter-count rule (defaults to 0).
         build: the torch module to create, or None for functional layers.
@@ -388,7 +389,7 @@ class LayerSpec:
     infer: ShapeRule
     params: tuple[Param, ...] = ()
     inputs: tuple[str, ...] | Callable[[dict[str, Any]], tuple[str, ...]] = ("x",)
-    outputs: tuple[str, ...] = ("y",)
+    outputs: tuple[str, ...] | Callable[[dict[str, Any]], tuple[str, ...]] = ("y",)
     count: CountRule | None = None
     build: BuildRule | None = None
     emit: EmitRule | None = None
@@ -411,7 +412,7 @@ class LayerSpec:
         return self.inputs(params) if callable(self.inputs) else self.inputs
 
     def output_ports(self, params: dict[str, Any]) -> tuple[str, ...]:
-        return self.outputs
+        return self.outputs(params) if callable(self.outputs) else self.outputs
 
     def param_count(self, params: dict[str, Any], shapes: Sequence[Shape]) -> int:
         return self.count(params, list(shapes)) if self.count else 0
