@@ -303,8 +303,7 @@ class Inspector(QScrollArea):
             return
         try:
             for nid in ids:  # validate fully before pushing (ports in use, etc.)
-                node = doc.graph.nodes[nid]
-                doc.graph.validate_params(node.type, {**node.params, key: value}, node.name)
+                doc.graph.check_params(nid, {key: value})
             doc.undo_stack.push(SetParamsCommand(doc.graph, ids, {key: value}, merge=merge))
         except GraphError as exc:
             self.editors[key].show_error(str(exc))

@@ -105,6 +105,14 @@ class NodeItem(QGraphicsItem):
         for ports, y in ((self.inputs, 0.0), (self.outputs, NODE_H)):
             for i, port in enumerate(ports.values()):
                 port.setPos(NODE_W * (i + 1) / (len(ports) + 1), y)
+        # wires kept through the change (the graph refuses one that would lose its port) must hold
+        # the new port items: the old ones are detached and would anchor the wire near the origin
+        for e in self.edges:
+            if e.edge.src == self.node_id and e.edge.src_port in self.outputs:
+                e.src = self.outputs[e.edge.src_port]
+            if e.edge.dst == self.node_id and e.edge.dst_port in self.inputs:
+                e.dst = self.inputs[e.edge.dst_port]
+            e.update_path()
 
     def port(self, name: str, output: bool) -> PortItem:
         return (self.outputs if output else self.inputs)[name]
