@@ -206,17 +206,24 @@ def _check_symbolic(model: onnx.ModelProto, compiled: Compiled) -> None:
 def _compare(session: Any, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], label: str) -> dict[str, Any]:
     with torch.no_grad():
         ref = module(*inputs)
-    refs = [r.numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]
+    refs = [r.detach().numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]  # a Parameter output keeps requires_grad
     feed = {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs, strict=True)}
     outs = session.run(None, feed)
     max_abs = max_rel = 0.0
     for a, b in zip(outs, refs, strict=True):
         if a.shape != b.shape:
             raise ExportError(f"onnxruntime output shape {list(a.shape)} != PyTorch {list(b.shape)} on {label}")
-        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        # NaN in both (the log or sqrt of a negative) and equal infinities agree; a NaN on one side does not
+        lone_nan = np.isnan(a64) != np.isnan(b64)
+        if lone_nan.any():
+            raise ExportError(f"onnxruntime disagrees with PyTorch on {label}: NaN in one but not the other "
+                              f"at {int(lone_nan.sum())} of {a.size} values")
+        with np.errstate(invalid="ignore"):  # inf - inf
+            diff = np.where(np.isnan(a64) | (a64 == b64), 0.0, np.abs(a64 - b64))
         max_abs = max(max_abs, float(diff.max(initial=0)))
-        max_rel = max(max_rel, float((diff / np.maximum(np.abs(b), 1e-6)).max(initial=0)))
-        if not np.allclose(a, b, atol=ATOL, rtol=RTOL):
+        max_rel = max(max_rel, float((diff / np.maximum(np.abs(b64), 1e-6)).max(initial=0)))
+        if not np.allclose(a, b, atol=ATOL, rtol=RTOL, equal_nan=True):
             raise ExportError(f"onnxruntime disagrees with PyTorch on {label}: max abs diff {max_abs:.3e} "
                               f"(tolerance {ATOL} + {RTOL} x |value|)")
     return {"inputs": label, "batch": int(inputs[0].shape[0]), "max_abs": max_abs, "max_rel": max_rel}
