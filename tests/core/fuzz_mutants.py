@@ -246,7 +246,8 @@ def mutate_insert(c: Chooser, doc: dict[str, Any]) -> None:
     name = pick(c, (f"{typ.lower()}_fz", *NAMES[:12]))
     g["nodes"].append({"id": nid, "type": typ, "name": name, "params": params, "position": [0, 0]})
     first_in = spec.input_ports({**spec.defaults(), **params}) if not callable(spec.inputs) else ("in1",)
-    out_port = spec.outputs[0] if spec.outputs else "y"
+    outs = spec.output_ports(spec.defaults())  # a function of params for Split and Chunk
+    out_port = outs[0] if outs else "y"
     old_to = e["to"]
     e["to"] = [nid, first_in[0] if first_in else "x"]
     g["edges"].append({"from": [nid, out_port], "to": old_to})
@@ -320,6 +321,21 @@ def located(exc: BaseException) -> bool:
     return bool(re.search(r'"[^"]+"|\b(data|training|graph|graphs|blocks)\.[a-z_]+|\bInput\b|\bOutput\b', text))
 
 
+#: layers whose result leaves the numbers for part of their input (log or sqrt of a negative, 1/0, exp
+#: overflowing float32, a constant operand such as x ** 0.5): values, not shapes, decide, so check cannot;
+#: training stops at the first step naming the node, which is the located refusal we ask for
+NUMERIC_DOMAIN = frozenset({"Log", "Sqrt", "Reciprocal", "Exp", "Power", "Divide", "ScalarOp"})
+
+
+def _numeric_domain_refusal(project: Any, exc: BaseException) -> bool:
+    """A training error that names, as the source of non-finite values, a layer of NUMERIC_DOMAIN."""
+    found = re.search(r'first non-finite values come from node "([^"]+)"', str(exc))
+    if found is None:
+        return False
+    graph = project.graph
+    return graph.has_name(found.group(1)) and graph.by_name(found.group(1)).type in NUMERIC_DOMAIN
+
+
 def _foreign(stage: str, exc: BaseException) -> PipelineFailure:
     import traceback
 
@@ -332,7 +348,8 @@ def run_pipeline(doc: dict[str, Any], tmp: Path, onnx: bool = False) -> str:
 
     Returns:
         "load" (refused by loading), "check" (refused by check), "data" (check warned the data
-        is not there and training said so) or "accepted" (trained one step and exported).
+        is not there and training said so), "numeric" (a layer of NUMERIC_DOMAIN made the first
+        loss non-finite, and training named it) or "accepted" (trained one step and exported).
 
     Raises:
         PipelineFailure: a non-workbench exception, an error without a location, or a stage
@@ -380,6 +397,8 @@ def run_pipeline(doc: dict[str, Any], tmp: Path, onnx: bool = False) -> str:
             return "data"
         raise _foreign("train (check accepted)", exc) from None
     except Exception as exc:
+        if _numeric_domain_refusal(project, exc):
+            return "numeric"
         raise _foreign("train (check accepted)", exc) from None
     try:
         _export_source(project, compiled, tmp)
