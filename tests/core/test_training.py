@@ -186,3 +186,13 @@ def test_saved_project_runs_live_beside_it(tmp_path: Path) -> None:
     t2.run()
     assert t2.run_dir.parent == tmp_path / "runs" / "p"
     assert trainer.run_dir == tmp_path / "ignored"
+
+
+def test_a_domain_error_on_the_first_step_is_not_blamed_on_the_learning_rate(tmp_path: Path) -> None:
+    b = GraphBuilder()
+    x = b.layer("Flatten", b.input((1, 8, 8), name="img"))
+    x = b.layer("Log", b.layer("ScalarOp", x, op="subtract", constant=10.0, name="shift"), name="log")
+    b.output(b.layer("Linear", x, out_features=10, name="fc"))
+    with pytest.raises(TrainingError, match=r'from node "log"; no update has happened yet, so the learning rate is '
+                                            r"not the cause"):
+        Trainer(Project(b.graph), {"epochs": 1}, run_dir=tmp_path / "r").run()
