@@ -348,7 +348,7 @@ class ChoiceEditor(ParamEditor):
 
 
 class TextEditor(TypedEditor):
-    """Free text, int tuples (``3, 3``) and shapes (``T, 64``)."""
+    """Free text, int and float tuples (``3, 3``, ``2, 1.5``) and shapes (``T, 64``)."""
 
     def build(self) -> QWidget:
         w = QLineEdit(self)
@@ -365,8 +365,15 @@ class TextEditor(TypedEditor):
             try:
                 out.append(int(p))
             except ValueError:
-                out.append(p)
+                out.append(self._float(p) if self.param.kind == "float_tuple" else p)
         return out
+
+    @staticmethod
+    def _float(text: str) -> Any:
+        try:
+            return float(Decimal(text))  # read as NumberEditor reads numbers (1e-4, 1.5, 12_000)
+        except InvalidOperation:
+            return text
 
     def format(self, value: Any) -> str:
         return ", ".join(str(v) for v in value) if isinstance(value, (tuple, list)) else str(value)
@@ -378,6 +385,7 @@ EDITORS: dict[str, Callable[[Param, QWidget], ParamEditor]] = {
     "bool": BoolEditor,
     "choice": ChoiceEditor,
     "int_tuple": TextEditor,
+    "float_tuple": TextEditor,
     "shape": TextEditor,
     "str": TextEditor,
 }

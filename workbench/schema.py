@@ -36,6 +36,14 @@ def param_schema(p: Param) -> dict[str, Any]:
             out["oneOf"] = [arr, {"type": "integer"}]
         else:
             out.update(arr)
+    elif p.kind == "float_tuple":
+        number: dict[str, Any] = {"type": "number"}
+        if d["minimum"] is not None:
+            number["exclusiveMinimum" if d["exclusive_minimum"] else "minimum"] = d["minimum"]
+        if d["maximum"] is not None:
+            number["maximum"] = d["maximum"]
+        out["oneOf"] = [{"type": "array", "items": number, "minItems": d["min_length"], "maxItems": d["max_length"]},
+                        number]
     elif p.kind == "shape":
         out.update({"type": "array", "minItems": 1, "items": {"oneOf": [
             {"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}]}})
