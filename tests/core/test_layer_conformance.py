@@ -20,9 +20,12 @@ CASES = [(s, i, ex) for s in LAYERS for i, ex in enumerate(s.examples)]
 def single_layer_graph(spec: LayerSpec, ex: Example) -> tuple[Graph, str]:
     g = Graph()
     node = g.add_node(spec.id, dict(ex.params), name="layer")
-    for port, shape in zip(node.input_ports, ex.inputs, strict=True):
+    # a layer without inputs (a Parameter) still sits in a model, which needs an Input: it gets an unused one
+    ports = node.input_ports or (None,) * len(ex.inputs)
+    for port, shape in zip(ports, ex.inputs, strict=True):
         src = g.add_node("Input", {"shape": list(shape[1:]), "dtype": "int64" if ex.int_input else "float32"})
-        g.connect(src.id, "y", node.id, port)
+        if port is not None:
+            g.connect(src.id, "y", node.id, port)
     for port in node.output_ports:
         out = g.add_node("Output", name=f"out_{port}")
         g.connect(node.id, port, out.id, "x")
@@ -77,9 +80,11 @@ SEQUENCE_LAYERS = [s for s in LAYERS if s.category in ("Recurrent", "Attention")
 def test_sequence_layers_keep_a_symbolic_length(spec: LayerSpec) -> None:
     ex = spec.examples[0]
     g = Graph()
-    src = g.add_node("Input", {"shape": ["T", ex.inputs[0][2]]})
     node = g.add_node(spec.id, dict(ex.params))
-    g.connect(src.id, "y", node.id, "x")
+    # x has the length T; a second sequence (a decoder's memory) has its own length S
+    for i, port in enumerate(node.input_ports):
+        src = g.add_node("Input", {"shape": ["T" if i == 0 else "S", ex.inputs[i][2]]})
+        g.connect(src.id, "y", node.id, port)
     out = g.add_node("Output")
     g.connect(node.id, "y", out.id, "x")
     info = infer(g).info(node.id)
@@ -87,7 +92,8 @@ def test_sequence_layers_keep_a_symbolic_length(spec: LayerSpec) -> None:
     module = compile_graph(g).module.eval()
     with torch.no_grad():
         for steps in (3, 7):
-            assert module(torch.randn(2, steps, ex.inputs[0][2])).shape[1] == steps
+            xs = [torch.randn(2, steps if i == 0 else steps + 2, shape[2]) for i, shape in enumerate(ex.inputs)]
+            assert module(*xs).shape[1] == steps
 
 
 def test_registering_a_duplicate_fails() -> None:
