@@ -1,6 +1,8 @@
-"""Sequence layers: Embedding, LSTM, GRU, self-attention, Transformer encoder layer.
+"""Sequence layers: Embedding, Elman RNN, LSTM, GRU, self- and cross-attention, Transformer encoder and
+decoder layers.
 
-All sequence layers are batch-first: [N, T, features].
+All sequence layers are batch-first: [N, T, features]; a second sequence (the memory a decoder or a
+cross-attention reads) is [N, S, features], its length S independent of T.
 """
 
 from __future__ import annotations
@@ -73,11 +75,13 @@ def _rnn_count(gates: int):
 
 def _rnn_build(cls: str):
     def build(p: dict[str, Any], ins: list[Shape]) -> ModuleCall:
+        extra = {"nonlinearity": p["nonlinearity"]} if "nonlinearity" in p else {}
         return ModuleCall(
             cls,
             (ins[0][2], p["hidden_size"]),
             {
                 "num_layers": p["num_layers"],
+                **extra,
                 "bias": p["bias"],
                 "batch_first": True,
                 "dropout": p["dropout"] if p["num_layers"] > 1 else 0.0,
@@ -106,17 +110,21 @@ def _rnn_emit(has_cell: bool):
     return emit
 
 
-for _rnn, _gates, _cell in (("LSTM", 4, True), ("GRU", 3, False)):
+_NONLINEARITY = ChoiceParam("nonlinearity", "tanh", "the state's activation", choices=("tanh", "relu"))
+
+for _rnn, _name, _gates, _cell in (("RNN", "Elman RNN", 1, False), ("LSTM", "LSTM", 4, True),
+                                   ("GRU", "GRU", 3, False)):
     register(
         LayerSpec(
             id=_rnn,
-            name=_rnn,
+            name=_name,
             category="Recurrent",
-            doc=f"{_rnn} over a batch-first sequence. Input: [N, T, F]. Outputs: y [N, T, H*dirs] "
+            doc=f"{_name} over a batch-first sequence. Input: [N, T, F]. Outputs: y [N, T, H*dirs] "
             "(every step) and h [N, H*dirs] (last layer's final state).",
             params=(
                 IntParam("hidden_size", 64, "state size", minimum=1, maximum=MAX_SIZE),
                 IntParam("num_layers", 1, "stacked layers", minimum=1, maximum=16),
+                *((_NONLINEARITY,) if _rnn == "RNN" else ()),
                 BoolParam("bidirectional", False, "also read the sequence backwards"),
                 FloatParam("dropout", 0.0, "dropout between stacked layers", minimum=0.0, maximum=0.99),
                 BoolParam("bias", True, "learn biases"),
@@ -130,6 +138,8 @@ for _rnn, _gates, _cell in (("LSTM", 4, True), ("GRU", 3, False)):
             examples=(
                 Example({"hidden_size": 5}, ((2, 4, 3),)),
                 Example({"hidden_size": 4, "num_layers": 2, "bidirectional": True}, ((2, 6, 3),)),
+                *((Example({"hidden_size": 3, "num_layers": 2, "nonlinearity": "relu", "bias": False}, ((2, 5, 4),)),)
+                  if _rnn == "RNN" else ()),
             ),
         )
     )
@@ -234,6 +244,154 @@ register(
             Example({"nhead": 2, "dim_feedforward": 16}, ((2, 5, 8),)),
             Example({"nhead": 1, "dim_feedforward": 8, "activation": "gelu", "norm_first": True}, ((2, 3, 4),)),
             Example({"nhead": 2, "dim_feedforward": 8, "causal": True}, ((2, 4, 4),)),
+        ),
+    )
+)
+
+# --------------------------------------------------------------------------- cross-attention and decoder
+
+
+def _same_batch(x: Shape, m: Shape, port: int, pattern: str) -> None:
+    if x[0] != m[0] and isinstance(x[0], int) and isinstance(m[0], int):
+        raise LayerShapeError(f"has a batch of {m[0]} but the query x has {x[0]}", port=port)
+    if x[0] != m[0]:  # two different symbols (N and M): nothing says they agree
+        raise LayerShapeError(port=port, expected=pattern.replace("N", str(x[0]), 1))
+
+
+def _cross_ports(p: dict[str, Any]) -> tuple[str, ...]:
+    # turning separate_value on adds a port and keeps the memory's wire (it then gives the keys only)
+    return ("x", "memory", "value") if p["separate_value"] else ("x", "memory")
+
+
+def _cross_shape(p: dict[str, Any], ins: list[Shape]) -> list[Shape]:
+    x = ins[0]
+    expect_rank(x, 3, "[N, T, E]")
+    e = fixed(x[2], "embedding size (last dimension of x)")
+    heads = p["num_heads"]
+    if e % heads:
+        raise LayerShapeError(f"num_heads={heads} must divide the embedding size {e}", param="num_heads")
+    for i, s in enumerate(ins[1:], start=1):
+        expect_rank(s, 3, "[N, S, features]", port=i)
+        _same_batch(x, s, i, "[N, S, features]")
+        fixed(s[2], f"number of features of {_cross_ports(p)[i]}", port=i)
+    if len(ins) == 3 and ins[1][1] != ins[2][1]:
+        raise LayerShapeError(f"value has {ins[2][1]} steps but memory (the keys) has {ins[1][1]}; each key needs "
+                              "its value",
+                              port=2)
+    return [x]
+
+
+def _cross_dims(ins: list[Shape]) -> tuple[int, int, int]:
+    """E (the query's size), kdim and vdim."""
+    return int(ins[0][2]), int(ins[1][2]), int(ins[-1][2])
+
+
+def _cross_count(p: dict[str, Any], ins: list[Shape]) -> int:
+    e, k, v = _cross_dims(ins)
+    # query, key, value and output projections; with kdim = vdim = E torch packs the first three in one
+    return 2 * e * e + e * (k + v) + (4 * e if p["bias"] else 0)
+
+
+def _cross_build(p: dict[str, Any], ins: list[Shape]) -> ModuleCall:
+    e, k, v = _cross_dims(ins)
+    kwargs: dict[str, Any] = {"dropout": p["dropout"], "bias": p["bias"], "batch_first": True}
+    if (k, v) != (e, e):
+        kwargs |= {"kdim": k, "vdim": v}
+    return ModuleCall("MultiheadAttention", (e, p["num_heads"]), kwargs)
+
+
+def _cross_emit(e: Emitter, p: dict[str, Any], ins: list[Shape], xs: list[Any]) -> list[Any]:
+    key, value = xs[1], xs[-1]
+    result = e.call_module(xs[0], key, value, need_weights=False)
+    return [e.call_function(operator.getitem, result, 0)]
+
+
+register(
+    LayerSpec(
+        id="CrossAttention",
+        name="Cross-Attention",
+        category="Attention",
+        doc="Multi-head attention of a query sequence to another (an encoder's memory). Inputs: x [N, T, E], "
+        "memory [N, S, K] (keys and values; with separate_value, keys only and value [N, S, V]). Output: [N, T, E].",
+        params=(
+            IntParam("num_heads", 4, "attention heads (must divide E)", minimum=1, maximum=MAX_SIZE),
+            FloatParam("dropout", 0.0, "dropout on attention weights", minimum=0.0, maximum=0.99),
+            BoolParam("bias", True, "learn projection biases"),
+            BoolParam("separate_value", False, "read keys and values from two inputs (their sizes may differ)"),
+        ),
+        inputs=_cross_ports,
+        infer=_cross_shape,
+        count=_cross_count,
+        build=_cross_build,
+        emit=_cross_emit,
+        key_params=("num_heads",),
+        examples=(
+            Example({"num_heads": 2}, ((2, 5, 8), (2, 3, 8))),
+            Example({"num_heads": 2, "bias": False}, ((2, 4, 6), (2, 7, 5))),
+            Example({"num_heads": 1, "separate_value": True}, ((2, 3, 4), (2, 6, 5), (2, 6, 7))),
+        ),
+    )
+)
+
+
+def _decoder_shape(p: dict[str, Any], ins: list[Shape]) -> list[Shape]:
+    x, memory = ins
+    _attention_shape(p, [x])
+    expect_rank(memory, 3, "[N, S, E]", port=1)
+    _same_batch(x, memory, 1, "[N, S, E]")
+    if memory[2] != x[2]:
+        raise LayerShapeError(f"memory has {memory[2]} features but x has {x[2]}; both need the same embedding "
+                              "size (put a Linear on one of them)", port=1)
+    return [x]
+
+
+def _decoder_count(p: dict[str, Any], ins: list[Shape]) -> int:
+    e, f = ins[0][2], p["dim_feedforward"]
+    return 2 * (4 * e * e + 4 * e) + (e * f + f) + (f * e + e) + 6 * e
+
+
+def _decoder_emit(e: Emitter, p: dict[str, Any], ins: list[Shape], xs: list[Any]) -> list[Any]:
+    x, memory = xs
+    if p["causal"]:
+        return [e.call_module(x, memory, tgt_mask=_causal_mask(e, x), tgt_is_causal=True)]
+    return [e.call_module(x, memory)]
+
+
+register(
+    LayerSpec(
+        id="TransformerDecoderLayer",
+        name="Transformer Decoder Layer",
+        category="Attention",
+        doc="Causal self-attention, cross-attention to the memory and feed-forward, with residuals and LayerNorm "
+        "(pre- or post-norm). Inputs: x [N, T, E], memory [N, S, E]. Output: [N, T, E].",
+        params=(
+            IntParam("nhead", 4, "attention heads (must divide E)", minimum=1, maximum=MAX_SIZE),
+            IntParam("dim_feedforward", 256, "hidden size of the feed-forward part", minimum=1, maximum=MAX_SIZE),
+            FloatParam("dropout", 0.1, "dropout probability", minimum=0.0, maximum=0.99),
+            ChoiceParam("activation", "relu", "feed-forward activation", choices=("relu", "gelu")),
+            BoolParam("norm_first", False, "pre-norm (LayerNorm before each sub-block)"),
+            BoolParam("causal", True, "each step attends only to itself and earlier steps of x (off: to all)"),
+        ),
+        inputs=("x", "memory"),
+        infer=_decoder_shape,
+        count=_decoder_count,
+        build=lambda p, ins: ModuleCall(
+            "TransformerDecoderLayer",
+            (ins[0][2], p["nhead"]),
+            {
+                "dim_feedforward": p["dim_feedforward"],
+                "dropout": p["dropout"],
+                "activation": p["activation"],
+                "batch_first": True,
+                "norm_first": p["norm_first"],
+            },
+        ),
+        emit=_decoder_emit,
+        key_params=("nhead", "dim_feedforward"),
+        examples=(
+            Example({"nhead": 2, "dim_feedforward": 16}, ((2, 5, 8), (2, 3, 8))),
+            Example({"nhead": 1, "dim_feedforward": 8, "activation": "gelu", "norm_first": True, "causal": False},
+                    ((2, 3, 4), (2, 6, 4))),
         ),
     )
 )
