@@ -20,6 +20,7 @@ DATASETS = (
     "idx",
     "torchvision",
     "text",
+    "numbers_to_words",
 )
 
 #: the sources whose samples are images (``Samples.image``; a test keeps the two in step)
@@ -58,8 +59,8 @@ TRAINING_FIELDS: tuple[Param, ...] = (
     ChoiceParam(
         "task",
         "classification",
-        "decides the loss and metrics",
-        choices=("classification", "regression", "reconstruction", "language_model", "adversarial"),
+        "decides the loss and metrics (seq2seq: two Inputs, the source and the shifted target token ids)",
+        choices=("classification", "regression", "reconstruction", "language_model", "adversarial", "seq2seq"),
     ),
     ChoiceParam("optimizer", "adam", "update rule", choices=("sgd", "adam", "adamw", "rmsprop")),
     FloatParam("lr", 1e-3, "learning rate", minimum=0.0, maximum=10.0),

@@ -135,6 +135,8 @@ def write_images(folder: Path, size: int = 6) -> Path:
 def _dataset(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     digits, blobs = load_samples(data_cfg()), load_samples(data_cfg(dataset="synthetic_blobs"))
     assert digits.x.shape[1:] == (1, 8, 8) and blobs.x.shape[1:] == (8,)
+    pairs = load_samples(data_cfg(dataset="numbers_to_words"))
+    assert pairs.kind == "seq2seq" and pairs.x.dtype == pairs.y.dtype == torch.int64
 
 
 @probe("data", "path")
@@ -281,6 +283,15 @@ def _task(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     recon = run(tmp, project(training={"task": "reconstruction"}, graph=autoencoder))
     assert set(recon.metrics()) == {"loss", "mae", "mse"}
     refused(lambda: run(tmp, project(training={"task": "language_model"})), "a language model needs text data")
+    # seq2seq: two Inputs (source, shifted target), a loss over target tokens, greedy decoding's exact sequences
+    b = GraphBuilder()
+    memory = b.layer("Embedding", b.input(("S",), dtype="int64"), num_embeddings=34, embedding_dim=8)
+    x = b.layer("Embedding", b.input(("T",), dtype="int64"), num_embeddings=34, embedding_dim=8)
+    b.output(b.layer("Linear", b.layer("TransformerDecoderLayer", x, memory, nhead=2, dim_feedforward=16),
+                     out_features=34))
+    pairs = run(tmp, project({"dataset": "numbers_to_words"}, {"task": "seq2seq"}, graph=b.graph))
+    assert set(pairs.metrics()) == {"loss", "accuracy", "perplexity", "sequence_accuracy"}
+    refused(lambda: run(tmp, project(training={"task": "seq2seq"})), "the seq2seq task needs (source, target) pairs")
 
 
 @probe("training", "optimizer")

@@ -18,6 +18,11 @@ class DataError(WorkbenchError):
     """A dataset cannot be loaded or does not fit the model; the message says why."""
 
 
+#: token ids every seq2seq source reserves (``Samples.kind == "seq2seq"``; ``class_names`` is the vocabulary):
+#: padding, begin-of-sequence (what the decoder reads first) and end-of-sequence (what it writes last)
+PAD, BOS, EOS = 0, 1, 2
+
+
 @dataclass
 class Samples:
     """A whole dataset in memory.
@@ -25,7 +30,9 @@ class Samples:
     Attributes:
         x: inputs, first dimension = samples.
         y: targets (class indices for classification, floats for regression), or None.
-        kind: ``"classification"``, ``"regression"`` or ``"unlabelled"``.
+        kind: ``"classification"``, ``"regression"``, ``"sequence"`` (next-token text), ``"seq2seq"``
+            ((source, target) token sequences: x the source ids, y the target ids from BOS to EOS, both
+            padded with PAD) or ``"unlabelled"``.
         class_names: names of the classes, when known.
         name: shown in the GUI and written to exports' metadata.
     """

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import DataError, Samples, source
+from .base import BOS, EOS, PAD, DataError, Samples, source
 
 DATA_DIR = Path(__file__).resolve().parent
 
@@ -263,3 +263,57 @@ def text(cfg: dict[str, Any]) -> Samples:
     starts = torch.arange(0, len(ids) - t - 1, max(1, t // 4))
     windows = torch.stack([ids[s : s + t + 1] for s in starts.tolist()])
     return Samples(windows[:, :-1], windows[:, 1:], "sequence", path.name, chars)
+
+
+# --------------------------------------------------------------------------- sequence to sequence
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+         "seventeen eighteen nineteen").split()
+_TENS = "- - twenty thirty forty fifty sixty seventy eighty ninety".split()
+_MOST_NUMBERS = 1_000_000
+
+
+def number_words(n: int) -> str:
+    """English words for ``0 <= n < 1,000,000``: 427 -> ``"four hundred twenty-seven"``."""
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + (f"-{_ONES[n % 10]}" if n % 10 else "")
+    if n < 1000:
+        return f"{_ONES[n // 100]} hundred" + (f" {number_words(n % 100)}" if n % 100 else "")
+    return f"{number_words(n // 1000)} thousand" + (f" {number_words(n % 1000)}" if n % 1000 else "")
+
+
+#: one vocabulary for both sides: the reserved ids, then every character of numerals and their words
+NUMBER_VOCABULARY = ["<pad>", "<s>", "</s>",
+                     *sorted(set("0123456789" + " ".join([*_ONES, *_TENS[2:], "hundred", "thousand", "-"])))]
+
+
+@source("numbers_to_words")
+def numbers_to_words(cfg: dict[str, Any]) -> Samples:
+    """A character-level translation: numerals into English words (``"427"`` -> ``"four hundred
+    twenty-seven"``), for sequence-to-sequence models.
+
+    ``num_samples`` distinct numbers drawn (seeded) below the smallest power of ten that holds them
+    (at least 1,000: the default draws every number below 1,000 once, in a seeded order).  Sources are
+    the digits then EOS; targets BOS, the words, EOS; both padded with PAD to the longest one.
+    """
+    n = int(cfg.get("num_samples", 1000))
+    limit = 1000
+    while limit < n:
+        limit *= 10
+    if limit > _MOST_NUMBERS:
+        raise DataError(f"numbers_to_words has {_MOST_NUMBERS:,} numbers (0 to 999,999); num_samples={n:,} asks "
+                        "for more")
+    g = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
+    numbers = torch.randperm(limit, generator=g)[:n].tolist()
+    index = {c: i for i, c in enumerate(NUMBER_VOCABULARY)}
+
+    def ids(texts: list[str], start: list[int]) -> torch.Tensor:
+        rows = [start + [index[c] for c in t] + [EOS] for t in texts]
+        width = max(len(r) for r in rows)
+        return torch.tensor([r + [PAD] * (width - len(r)) for r in rows])
+
+    x = ids([str(k) for k in numbers], [])
+    y = ids([number_words(k) for k in numbers], [BOS])
+    return Samples(x, y, "seq2seq", "numbers to words", list(NUMBER_VOCABULARY))

@@ -29,7 +29,8 @@ from .adversarial import GanParts, gan_step, gan_validate
 from .devices import DeviceError, autocast_dtype, resolve_device
 from .runs import RunWriter, new_run_dir, runs_root
 from .schedule import Schedule
-from .tasks import MetricAccumulator, loss_fn, primary_metric
+from .seq2seq import greedy_decode, pairs_text
+from .tasks import MetricAccumulator, loss_fn, model_inputs, primary_metric
 
 Event = dict[str, Any]
 Listener = Callable[[Event], None]
@@ -121,10 +122,12 @@ class Trainer:
 
         preflight_training(self.project, cfg, self.data_cfg)
         self.compiled = compile_graph(self.project.graph)
-        if len(self.compiled.inputs) != 1:
-            raise TrainingError(f"training needs exactly one Input; this graph has {len(self.compiled.inputs)}")
-        spec = self.compiled.inputs[0]
         task = cfg["task"]
+        wanted = 2 if task == "seq2seq" else 1  # seq2seq: the source, then the shifted target
+        if len(self.compiled.inputs) != wanted:
+            raise TrainingError(f"the {task} task needs {'exactly one Input' if wanted == 1 else 'two Inputs'}; this "
+                                f"graph has {len(self.compiled.inputs)}")
+        spec = self.compiled.inputs[0]
         self.gan: GanParts | None = None
         if task == "adversarial":
             spec = self._prepare_discriminator()
@@ -134,6 +137,8 @@ class Trainer:
         if task == "classification" and kind != "classification":
             raise TrainingError(f"the task is classification but {self.data.samples.name} has "
                                 f"{kind} targets; choose the {'language_model' if kind == 'sequence' else 'regression'} task")
+        if (task == "seq2seq") != (kind == "seq2seq"):
+            raise TrainingError(f"the {task} task does not fit {self.data.samples.name}, which has {kind} targets")
         if task == "language_model" and kind != "sequence":
             raise TrainingError(f"a language model needs text data (the 'text' dataset); {self.data.samples.name} "
                                 f"has {kind} targets")
@@ -150,7 +155,8 @@ class Trainer:
                 if ds is not None:
                     setattr(self.data, split, TensorDataset(ds.tensors[0], ds.tensors[0]))
         self.num_classes = (self.data.samples.num_classes if task == "classification"
-                            else len(self.data.samples.class_names) if task == "language_model" else 0)
+                            else len(self.data.samples.class_names) if task in ("language_model", "seq2seq")
+                            else 0)
         self.model = self.compiled.module.to(self.device)
         self.optimizer = _optimizer(cfg, self.model.parameters())
         if task == "adversarial":
@@ -168,6 +174,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp == torch.float16 else None
         self._check_precision()
         self.start_epoch, self.step = 0, 0
+        self.start_step = 0  # the step this run began at (a resumed run's first step is not the first update)
         self._epochs_done = 0
         self.best: float | None = None
         self.metric_name, self.metric_mode = primary_metric(task)
@@ -190,7 +197,8 @@ class Trainer:
         self.model.eval()  # no BatchNorm statistics are updated, no dropout randomness drawn
         try:
             with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp):
-                self.model(self.data.train.tensors[0][:2].to(self.device))
+                x, y = (t[:2].to(self.device) for t in self.data.train.tensors)
+                self.model(*model_inputs(self.cfg["task"], x, y)[0])
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise TrainingError(f"training.precision: {self.cfg['precision']} cannot be used on {self.device} "
@@ -231,7 +239,7 @@ class Trainer:
                 raise
             raise TrainingError(f"cannot resume: {exc}") from None
         self.start_epoch = self._epochs_done = int(meta.get("epoch", 0))
-        self.step = int(meta.get("step", 0))
+        self.step = self.start_step = int(meta.get("step", 0))
         self.schedule.load_state(meta.get("schedule", {}))
         self.best = meta.get("best")
 
@@ -363,15 +371,21 @@ class Trainer:
                 group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                out = self.model(x)
+                inputs, target = model_inputs(cfg["task"], x, y)
+                out = self.model(*inputs)
                 out = out[0] if isinstance(out, tuple) else out
-                loss = loss_fn(cfg["task"], out, y, self.num_classes)
+                loss = loss_fn(cfg["task"], out, target, self.num_classes)
             if not torch.isfinite(loss):
-                where = first_nonfinite_node(self.compiled, x)
+                where = first_nonfinite_node(self.compiled, *inputs)
                 self.status = "failed"
+                # before any update the weights are the initial ones: the learning rate cannot be the cause
+                hint = ("; no update has happened yet, so the learning rate is not the cause: the values reach that "
+                        "node outside its domain (log or sqrt of negative values, a division by zero) or its weights "
+                        "are not finite"
+                        if self.step == self.start_step else "; try a lower learning rate or gradient clipping")
                 raise TrainingError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {self.step + 1}"
                                     + (f"; the first non-finite values come from node \"{where}\"" if where else "")
-                                    + "; try a lower learning rate or gradient clipping")
+                                    + hint)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
                 self.scaler.unscale_(self.optimizer)
@@ -428,6 +442,8 @@ class Trainer:
                 event["latent_labels"] = self.val_labels[:1000]
         if self.cfg["task"] == "language_model":
             event["text"] = self.generate(epoch)
+        if acc.examples is not None:  # seq2seq: a few sources with what the model wrote for them
+            event["text"] = pairs_text(self.data.samples.class_names, *acc.examples)
         self.emit(event)
         return result
 
@@ -457,7 +473,8 @@ class Trainer:
             for x, y in loader:
                 x, y = x.to(self.device), y.to(self.device)
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                    out = self.model(x)
+                    inputs, y = model_inputs(self.cfg["task"], x, y)
+                    out = self.model(*inputs)
                     if isinstance(out, tuple):
                         # a second 2-D output (an autoencoder's latent code) is plotted as a scatter
                         if len(out) > 1 and out[1].ndim == 2 and out[1].shape[1] == 2:
@@ -465,7 +482,16 @@ class Trainer:
                         out = out[0]
                     loss = loss_fn(self.cfg["task"], out, y, self.num_classes)
                 acc.add(out, y, float(loss))
+                if self.cfg["task"] == "seq2seq":
+                    acc.add_decoded(self._decode(x, y.shape[1]), y, x)
         return acc, latents
+
+    def _decode(self, source: torch.Tensor, steps: int) -> torch.Tensor:
+        """seq2seq: the targets the model writes by itself (greedy), in the run's precision."""
+        fixed = isinstance(self.compiled.inputs[1].shape[1], int)  # a fixed-size target Input is fed at its size
+        self.model.eval()
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            return greedy_decode(self.model, source, steps, fixed)
 
     def _evaluate(self, dataset: TensorDataset) -> dict[str, float]:
         """Metrics on a held-out split (the test split, once, at the end of the run)."""

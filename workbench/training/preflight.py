@@ -11,7 +11,7 @@ accepts, training accepts; each problem names its node, parameter or JSON path.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -34,12 +34,13 @@ class DataInfo:
     """What pre-flight needs to know about a dataset (not the samples themselves).
 
     Attributes:
-        kind: ``classification``, ``regression``, ``sequence`` or ``unlabelled``.
+        kind: ``classification``, ``regression``, ``sequence``, ``seq2seq`` or ``unlabelled``.
         sample_shape: one input sample's shape.
         target_shape: one target's shape (None when unlabelled).
-        num_classes: classes (classification) or vocabulary size (sequence).
+        num_classes: classes (classification) or vocabulary size (sequence, seq2seq).
         samples: how many samples there are.
         id_range: smallest and largest input value as integer ids (what an int64 Input reads).
+        target_id_range: seq2seq: smallest and largest target id (what the second Input reads).
     """
 
     name: str
@@ -49,6 +50,7 @@ class DataInfo:
     num_classes: int
     samples: int
     id_range: tuple[int, int] = (0, 0)
+    target_id_range: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,10 @@ def describe(samples: Samples) -> DataInfo:
     # int() truncates toward zero, as the trainer's .long() does, without copying the data
     ids = (int(float(x.min())), int(float(x.max()))) if x.numel() else (0, 0)
     target = tuple(samples.y.shape[1:]) if samples.y is not None else None
-    classes = len(samples.class_names) if samples.kind == "sequence" else samples.num_classes
-    return DataInfo(samples.name, samples.kind, tuple(x.shape[1:]), target, classes, len(samples), ids)
+    classes = len(samples.class_names) if samples.kind in ("sequence", "seq2seq") else samples.num_classes
+    y = samples.y
+    target_ids = (int(y.min()), int(y.max())) if samples.kind == "seq2seq" and y is not None and y.numel() else None
+    return DataInfo(samples.name, samples.kind, tuple(x.shape[1:]), target, classes, len(samples), ids, target_ids)
 
 
 def describe_dataset(data_cfg: dict[str, Any]) -> DataInfo:
@@ -135,10 +139,18 @@ def preflight(project: Any, data: DataInfo, training: dict[str, Any] | None = No
     task = training["task"]
     graph: Graph = project.graph
     inputs, outputs = graph.inputs(), graph.outputs()
-    if len(inputs) != 1:
-        return [Issue(f"training needs exactly one Input; the model has {len(inputs)}"
-                      + (f' ({", ".join(chr(34) + n.name + chr(34) for n in inputs)})' if inputs else ""),
-                      inputs[1].name if len(inputs) > 1 else None, path="graph.nodes")]
+    if (task == "seq2seq") != (data.kind == "seq2seq"):  # nothing else can be checked across the two
+        why = (f"the seq2seq task needs (source, target) pairs (the 'numbers_to_words' dataset); {data.name} has "
+               f"{data.kind} targets" if task == "seq2seq" else
+               f"the dataset {data.name} holds (source, target) token sequences; choose the seq2seq task")
+        return [Issue(why, path="training.task")]
+    wanted = 2 if task == "seq2seq" else 1
+    if len(inputs) != wanted:
+        names = f' ({", ".join(chr(34) + n.name + chr(34) for n in inputs)})' if inputs else ""
+        what = ("training needs exactly one Input" if wanted == 1 else
+                "the seq2seq task needs two Inputs, the source token ids and then the shifted target token ids")
+        return [Issue(f"{what}; the model has {len(inputs)}{names}",
+                      inputs[wanted].name if len(inputs) > wanted else None, path="graph.nodes")]
     if not outputs:
         return []  # shape inference already reports it
     issues = _split_issues(data, data_cfg)
@@ -158,6 +170,11 @@ def preflight(project: Any, data: DataInfo, training: dict[str, Any] | None = No
     if fitted is None and task != "adversarial":
         return issues
     bound = {model_input.id: ("N", *fitted)} if fitted is not None else {}
+    if task == "seq2seq":
+        target_in = _seq2seq_inputs(inputs, data, data_cfg, issues)
+        if target_in is None:
+            return issues
+        bound[inputs[1].id] = ("N", *target_in)
     si = ShapeInference(graph, live=False, bound_inputs=bound)
     si.update()
     errors = si.errors()
@@ -209,6 +226,22 @@ def _fit(node: Any, data: DataInfo, data_cfg: dict[str, Any], issues: list[Issue
     return tuple(int(d) for d in fitted.shape[1:])
 
 
+def _seq2seq_inputs(inputs: list[Any], data: DataInfo, data_cfg: dict[str, Any],
+                    issues: list[Issue]) -> tuple[int, ...] | None:
+    """The second Input's shape fitted to the shifted targets (BOS first, the last token dropped), or None
+    with an issue; both Inputs must read integer ids."""
+    for node, side in zip(inputs, ("source", "target"), strict=True):
+        if node.params.get("dtype") != "int64":
+            issues.append(Issue(f'Input "{node.name}": the seq2seq task feeds it the {side} token ids; set its '
+                                "dtype to int64", node.name, "dtype"))
+    steps = data.target_shape[0] - 1 if data.target_shape else 0
+    if steps < 1:
+        issues.append(Issue(f"the dataset {data.name} has no target tokens to learn", path="data.dataset"))
+        return None
+    shifted = replace(data, name=f"{data.name} targets (shifted)", sample_shape=(steps,))
+    return _fit(inputs[1], shifted, data_cfg, issues)
+
+
 def _per_sample(shape: Shape) -> int | None:
     dims = shape[1:]
     return math.prod(dims) if all(isinstance(d, int) for d in dims) else None  # type: ignore[arg-type]
@@ -224,6 +257,13 @@ def _output_issues(task: str, name: str, out: Shape, data: DataInfo, fitted: tup
             return [Issue(f"{label}: the dataset {data.name} has {data.num_classes} classes but the Output gives "
                           f"{out[1]} values per sample ({fmt_shape(out)}); set the last Linear layer's out_features "
                           f"to {data.num_classes}", name)]
+        return []
+    if task == "seq2seq":
+        steps = data.target_shape[0] - 1 if data.target_shape else None  # the target without its BOS
+        want = f"[N, {steps or 'T'}, {data.num_classes or 'vocabulary'}]"
+        if len(out) != 3 or (data.num_classes and out[2] != data.num_classes) or (steps and out[1] != steps):
+            return [Issue(f"{label}: seq2seq needs the Output to be {want} (a score per vocabulary entry for each "
+                          f"target token), got {fmt_shape(out)}", name)]
         return []
     if task == "language_model":
         steps = data.target_shape[0] if data.target_shape else None
@@ -249,6 +289,8 @@ def _id_issues(graph: Graph, si: ShapeInference, model_input: Any, data: DataInf
         return []
     kinds, _ = infer_dtypes(graph)
     lo, hi = data.id_range
+    if data.target_id_range is not None:  # seq2seq: the ids of both sides, whichever Input an Embedding reads
+        lo, hi = min(lo, data.target_id_range[0]), max(hi, data.target_id_range[1])
     issues = []
     for node in graph:
         key = {"Embedding": "num_embeddings", "TokenPositionEmbedding": "vocab_size"}.get(node.type)
@@ -272,7 +314,7 @@ def _batchnorm_issues(graph: Graph, si: ShapeInference, data: DataInfo, data_cfg
     smallest = bs if n_train % bs == 0 else min(bs, n_train % bs)
     issues = []
     for node in graph:
-        if node.type not in ("BatchNorm1d", "BatchNorm2d"):
+        if node.type not in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"):
             continue
         shape = si.info(node.id).inputs.get("x")
         spatial = _per_sample(("N", *shape[2:])) if shape else None

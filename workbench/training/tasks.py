@@ -1,4 +1,5 @@
-"""Tasks decide the loss and the metrics: classification, regression, reconstruction."""
+"""Tasks decide what the model is fed, the loss and the metrics: classification, regression, reconstruction,
+language model, sequence to sequence."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..data.base import PAD
 from ..errors import WorkbenchError
 
 
@@ -36,6 +38,9 @@ class MetricAccumulator:
     col_sse: torch.Tensor | None = None
     classes: int = 0
     confusion: torch.Tensor | None = None
+    decoded: int = 0  # seq2seq: sequences decoded greedily, and how many of them were exactly right
+    decoded_right: int = 0
+    examples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # seq2seq: a few (source, written, target)
     samples: dict[str, Any] = field(default_factory=dict)
 
     def add(self, out: torch.Tensor, y: torch.Tensor, loss: float) -> None:
@@ -45,6 +50,10 @@ class MetricAccumulator:
         if self.task == "language_model":  # accuracy of the next-token guess, over all positions
             self.correct += int((out.argmax(-1) == y).sum())
             self.abs_err += float(y.numel())
+        elif self.task == "seq2seq":  # the same, over the target's tokens (padding is no token)
+            real = y != PAD
+            self.correct += int(((out.argmax(-1) == y) & real).sum())
+            self.abs_err += float(real.sum())
         elif self.task == "classification":
             pred = out.argmax(1)
             self.correct += int((pred == y).sum())
@@ -64,6 +73,15 @@ class MetricAccumulator:
                 self._add_columns(yb, diff, self.n - b)
         if not self.samples:  # keep a few for previews (predictions, reconstructions)
             self.samples = {"outputs": out[:16].detach().float().cpu(), "targets": y[:16].detach().cpu()}
+
+    def add_decoded(self, predicted: torch.Tensor, y: torch.Tensor, source: torch.Tensor | None = None) -> None:
+        """seq2seq: sequences the model wrote by itself (``seq2seq.greedy_decode``) against the targets; one is
+        right when every target token up to its EOS is (the padding after it is not compared).  The first
+        few are kept in ``examples`` (with their sources, when given) to show."""
+        self.decoded += int(y.shape[0])
+        self.decoded_right += int(((predicted == y) | (y == PAD)).all(1).sum())
+        if self.examples is None and source is not None:
+            self.examples = (source[:8].cpu(), predicted[:8].cpu(), y[:8].cpu())
 
     def _add_columns(self, yb: torch.Tensor, diff: torch.Tensor, before: int) -> None:
         b = yb.shape[0]
@@ -92,9 +110,11 @@ class MetricAccumulator:
     def result(self) -> dict[str, float]:
         n = max(self.n, 1)
         r = {"loss": self.loss_sum / n}
-        if self.task == "language_model":
+        if self.task in ("language_model", "seq2seq"):
             r["accuracy"] = self.correct / max(self.abs_err, 1.0)
             r["perplexity"] = math.exp(min(r["loss"], 50.0))
+            if self.decoded:
+                r["sequence_accuracy"] = self.decoded_right / self.decoded
         elif self.task == "classification":
             r["accuracy"] = self.correct / n
             if self.top_k < self.classes:
@@ -107,8 +127,26 @@ class MetricAccumulator:
         return r
 
 
+def model_inputs(task: str, x: torch.Tensor, y: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """What the model is fed for a batch, and what its output is scored against.
+
+    seq2seq trains with teacher forcing: the model reads the source and the target without its last
+    token (BOS first: the target shifted right) and is scored on the target without its BOS (each step
+    predicts the next token).  The other tasks feed the samples and score against the targets.
+    """
+    if task == "seq2seq":
+        return (x, y[:, :-1]), y[:, 1:]
+    return (x,), y
+
+
 def loss_fn(task: str, out: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """The task's loss; shape problems become a :class:`TaskError` that says what to change."""
+    if task == "seq2seq":
+        if out.ndim != 3 or tuple(out.shape[:2]) != tuple(y.shape) or (num_classes and out.shape[2] != num_classes):
+            raise TaskError(f"seq2seq needs the Output to be [N, {y.shape[1]}, {num_classes or 'vocabulary'}] (a score "
+                            f"per target token), got {list(out.shape)}; end the decoder with a Linear layer of "
+                            f"out_features={num_classes or 'vocabulary size'}")
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), ignore_index=PAD)
     if task == "language_model":
         if out.ndim != 3 or (num_classes and out.shape[2] != num_classes):
             raise TaskError(f"a language model needs the Output to be [N, T, {num_classes or 'vocabulary'}] "
@@ -134,4 +172,6 @@ def loss_fn(task: str, out: torch.Tensor, y: torch.Tensor, num_classes: int) -> 
 
 def primary_metric(task: str) -> tuple[str, str]:
     """The metric that decides 'best' and its direction: (name, 'max' | 'min')."""
+    if task == "seq2seq":
+        return "sequence_accuracy", "max"
     return ("accuracy", "max") if task == "classification" else ("loss", "min")
