@@ -208,7 +208,11 @@ def _compare(session: Any, module: torch.nn.Module, inputs: tuple[torch.Tensor, 
         ref = module(*inputs)
     refs = [r.detach().numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]  # a Parameter output keeps requires_grad
     feed = {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs, strict=True)}
-    outs = session.run(None, feed)
+    try:
+        outs = session.run(None, feed)
+    except Exception as exc:  # onnxruntime cannot run what the exporter wrote
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ExportError(f"onnxruntime cannot run the exported model on {label}: {first}") from None
     max_abs = max_rel = 0.0
     for a, b in zip(outs, refs, strict=True):
         if a.shape != b.shape:
@@ -269,49 +273,62 @@ def export_onnx(project: Project, out: str | Path, checkpoint: Path | None = Non
     torch.manual_seed(0)
     example = compiled.example_inputs(batch=2, seq=5, vocab=vocab)
     output_names = [re.sub(r"\W", "_", n) for n in compiled.outputs]
-    data, exporter, notes = _export_bytes(compiled, opset, example, output_names)
-    model = onnx.load_from_string(data)
-    try:
-        _check_symbolic(model, compiled)
-    except ExportError as exc:
-        if not exporter.startswith("torch.export"):
-            raise
-        # torch.export fixes an LSTM/GRU's sequence length (see TECH-NOTES 3); the TorchScript one does not
-        data, exporter, more = _export_bytes(compiled, opset, example, output_names, legacy=True)
-        notes += [f"{exc}; used the TorchScript exporter instead", *more]
+    pre_notes = [describe(pre)] if pre is not None else []
+
+    def attempt(legacy: bool) -> tuple[bytes, ExportReport]:
+        """Export with one exporter, check and verify; ExportError when anything fails."""
+        nonlocal opset
+        data, exporter, notes = _export_bytes(compiled, opset, example, output_names, legacy=legacy)
         model = onnx.load_from_string(data)
-    _strip_local_info(model)
-    model.producer_name = "Neural Workbench"
-    model.producer_version = __version__
-    meta = {"project_name": project.name, PROJECT_KEY: json.dumps({**project.to_dict(), "weights": None})}
-    classes = _class_names(project)
-    if classes:
-        meta["classes"] = json.dumps(classes)
-    if pre is not None:
-        meta["preprocessing"] = json.dumps(pre.describe())
-    onnx.helper.set_model_props(model, meta)
+        _check_symbolic(model, compiled)  # torch.export fixes an LSTM/GRU's sequence length (TECH-NOTES 3)
+        _strip_local_info(model)
+        model.producer_name = "Neural Workbench"
+        model.producer_version = __version__
+        meta = {"project_name": project.name, PROJECT_KEY: json.dumps({**project.to_dict(), "weights": None})}
+        classes = _class_names(project)
+        if classes:
+            meta["classes"] = json.dumps(classes)
+        if pre is not None:
+            meta["preprocessing"] = json.dumps(pre.describe())
+        onnx.helper.set_model_props(model, meta)
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except onnx.checker.ValidationError as exc:
+            raise ExportError(f"the exported model does not pass onnx.checker: {str(exc).splitlines()[0]}") from None
+        report = ExportReport(Path(out), exporter, min(opset, 20) if exporter.startswith("TorchScript") else opset,
+                              0.0, weights=weights_note, notes=notes + pre_notes)
+        blob = model.SerializeToString()
+        if verify:
+            try:
+                session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime refuses what the exporter wrote
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                raise ExportError(_locate(compiled, f"onnxruntime cannot load the exported model: {first}")) from None
+            for batch, seq in ((2, 5), (7, 9)):  # the second batch (and length) differ from the traced ones
+                torch.manual_seed(batch)
+                report.checks.append(_compare(session, module, compiled.example_inputs(batch, seq, vocab),
+                                              f"random inputs{f' (length {seq})' if _has_seq(compiled) else ''}"))
+            real = _dataset_inputs(project, compiled)
+            if real is not None:
+                for batch in (1, min(64, len(real))):
+                    report.checks.append(_compare(session, module, (real[:batch],), "dataset samples"))
+            else:
+                report.notes.append("no dataset samples fit the Input; verified on random inputs only")
+        return blob, report
+
     try:
-        onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"the exported model does not pass onnx.checker: {str(exc).splitlines()[0]}") from None
-    _check_symbolic(model, compiled)
-    if exporter.startswith("TorchScript"):
-        opset = min(opset, 20)
-    report = ExportReport(Path(out), exporter, opset, 0.0, weights=weights_note,
-                          notes=notes + ([describe(pre)] if pre is not None else []))
-    blob = model.SerializeToString()
-    if verify:
-        session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-        for batch, seq in ((2, 5), (7, 9)):  # the second batch (and length) differ from the traced ones
-            torch.manual_seed(batch)
-            report.checks.append(_compare(session, module, compiled.example_inputs(batch, seq, vocab),
-                                          f"random inputs{f' (length {seq})' if _has_seq(compiled) else ''}"))
-        real = _dataset_inputs(project, compiled)
-        if real is not None:
-            for batch in (1, min(64, len(real))):
-                report.checks.append(_compare(session, module, (real[:batch],), "dataset samples"))
-        else:
-            report.notes.append("no dataset samples fit the Input; verified on random inputs only")
+        blob, report = attempt(legacy=False)
+    except ExportError as first_failure:
+        # The torch.export-based exporter is preferred; when what it wrote fails a check (a fixed
+        # sequence length, a tensor onnxruntime rejects, a verification difference), the TorchScript
+        # exporter gets its chance, and the report says why.
+        try:
+            blob, report = attempt(legacy=True)
+        except ExportError:
+            raise first_failure from None
+        if not any("used the TorchScript exporter" in n for n in report.notes):
+            report.notes.insert(0, f"the torch.export-based export failed a check ({first_failure}); "
+                                   "used the TorchScript exporter instead")
     atomic_write_bytes(out, blob)
     report.seconds = time.perf_counter() - t0
     return report
