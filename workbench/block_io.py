@@ -15,6 +15,7 @@ from typing import Any
 
 from .blocks import IDENT, BlockDef, BlockError, BlockGraph, BlockLibrary, BlockParam, free_id
 from .errors import GraphError, ProjectError
+from .jsonio import graph_from_dict, need, parse_json, type_name
 from .layers import REGISTRY
 from .textcheck import text_problem
 
@@ -27,16 +28,15 @@ def library_from_dict(doc: Any, path: str = "blocks", file: str | None = None) -
     Blocks may use one another in any order in the file; a block that contains
     itself (directly or through others) is refused.
     """
-    from .project import _need, _type_name
 
     lib = BlockLibrary()
-    _need(isinstance(doc, dict), path, f"expected an object of blocks by id, got {_type_name(doc)}", file)
+    need(isinstance(doc, dict), path, f"expected an object of blocks by id, got {type_name(doc)}", file)
     uses: dict[str, list[str]] = {}
     for bid, entry in doc.items():
         at = f"{path}.{bid}"
-        _need(bool(IDENT.fullmatch(bid)), at, "a block id must be an identifier (letters, digits, _)", file)
-        _need(bid not in REGISTRY, at, f'"{bid}" is a layer type of the catalogue; choose another block id', file)
-        _need(isinstance(entry, dict), at, f"expected an object, got {_type_name(entry)}", file)
+        need(bool(IDENT.fullmatch(bid)), at, "a block id must be an identifier (letters, digits, _)", file)
+        need(bid not in REGISTRY, at, f'"{bid}" is a layer type of the catalogue; choose another block id', file)
+        need(isinstance(entry, dict), at, f"expected an object, got {type_name(entry)}", file)
         graph = entry.get("graph")
         nodes = graph.get("nodes") if isinstance(graph, dict) else None
         types = [n.get("type") for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
@@ -53,39 +53,38 @@ def add_block_from_dict(lib: BlockLibrary, bid: str, entry: Any, at: str = "bloc
     Raises:
         ProjectError: naming the JSON path of the first problem.
     """
-    from .project import _need, _type_name, graph_from_dict
 
-    _need(isinstance(entry, dict), at, f"expected an object, got {_type_name(entry)}", file)
+    need(isinstance(entry, dict), at, f"expected an object, got {type_name(entry)}", file)
     for key in entry:
-        _need(key in ("name", "doc", "params", "graph"), f"{at}.{key}", "unknown key (known: doc, graph, name, params)",
+        need(key in ("name", "doc", "params", "graph"), f"{at}.{key}", "unknown key (known: doc, graph, name, params)",
               file)
     try:
         lib.validate_id(bid)
     except BlockError as exc:
         raise ProjectError(str(exc), at, file) from None
     name = entry.get("name", bid)
-    _need(isinstance(name, str) and name.strip() != "", f"{at}.name", f"expected a non-empty string, got {name!r}",
+    need(isinstance(name, str) and name.strip() != "", f"{at}.name", f"expected a non-empty string, got {name!r}",
           file)
-    _need(not text_problem(name), f"{at}.name", f"the block name {text_problem(name)}", file)
+    need(not text_problem(name), f"{at}.name", f"the block name {text_problem(name)}", file)
     bdoc = entry.get("doc", "")
-    _need(isinstance(bdoc, str), f"{at}.doc", f"expected a string, got {_type_name(bdoc)}", file)
-    _need(not text_problem(bdoc, multiline=True), f"{at}.doc", f"the block doc {text_problem(bdoc, multiline=True)}",
+    need(isinstance(bdoc, str), f"{at}.doc", f"expected a string, got {type_name(bdoc)}", file)
+    need(not text_problem(bdoc, multiline=True), f"{at}.doc", f"the block doc {text_problem(bdoc, multiline=True)}",
           file)
     graph = graph_from_dict(entry.get("graph", {}), f"{at}.graph", file, into=BlockGraph(lib, bid))
     raw = entry.get("params", [])
-    _need(isinstance(raw, list), f"{at}.params", f"expected a list, got {_type_name(raw)}", file)
+    need(isinstance(raw, list), f"{at}.params", f"expected a list, got {type_name(raw)}", file)
     params = []
     for i, p in enumerate(raw):
         pat = f"{at}.params[{i}]"
-        _need(isinstance(p, dict) and set(p) <= {"name", "doc", "targets"}, pat,
+        need(isinstance(p, dict) and set(p) <= {"name", "doc", "targets"}, pat,
               'expected {"name": ..., "doc": ..., "targets": [[node_id, parameter], ...]}', file)
         targets = p.get("targets")
-        _need(isinstance(targets, list) and all(
+        need(isinstance(targets, list) and all(
             isinstance(t, list) and len(t) == 2 and all(isinstance(v, str) for v in t) for t in targets),
             f"{pat}.targets", f"expected a list of [node_id, parameter] pairs, got {targets!r}", file)
         pdoc = p.get("doc", "")
-        _need(isinstance(pdoc, str), f"{pat}.doc", f"expected a string, got {_type_name(pdoc)}", file)
-        _need(not text_problem(pdoc, multiline=True), f"{pat}.doc", f"the doc {text_problem(pdoc, multiline=True)}",
+        need(isinstance(pdoc, str), f"{pat}.doc", f"expected a string, got {type_name(pdoc)}", file)
+        need(not text_problem(pdoc, multiline=True), f"{pat}.doc", f"the doc {text_problem(pdoc, multiline=True)}",
               file)
         params.append(BlockParam(p.get("name"), tuple((t[0], t[1]) for t in targets), pdoc))  # type: ignore[arg-type]
     block = BlockDef(bid, name.strip(), graph, params, bdoc)
@@ -189,7 +188,6 @@ def read_block_file(path: str | os.PathLike[str]) -> tuple[BlockLibrary, str]:
     Raises:
         ProjectError: with the file name and the JSON path of the first problem.
     """
-    from .project import _need, parse_json
 
     p = Path(path)
     file = str(p)
@@ -200,20 +198,20 @@ def read_block_file(path: str | os.PathLike[str]) -> tuple[BlockLibrary, str]:
     except UnicodeDecodeError as exc:
         raise ProjectError(f"not UTF-8 text (byte {exc.start})", "", file) from None
     doc = parse_json(text, file)
-    _need(isinstance(doc, dict), "", "expected a JSON object at the top level", file)
-    _need(doc.get("format") == BLOCK_FORMAT, "format",
+    need(isinstance(doc, dict), "", "expected a JSON object at the top level", file)
+    need(doc.get("format") == BLOCK_FORMAT, "format",
           f"expected {BLOCK_FORMAT!r}, got {doc.get('format')!r} (is this a Neural Workbench block file?)", file)
     version = doc.get("version")
-    _need(isinstance(version, int) and not isinstance(version, bool) and version >= 1, "version",
+    need(isinstance(version, int) and not isinstance(version, bool) and version >= 1, "version",
           f"expected a positive int, got {version!r}", file)
-    _need(version <= BLOCK_VERSION, "version", f"this block file was written by a newer Neural Workbench (block "
+    need(version <= BLOCK_VERSION, "version", f"this block file was written by a newer Neural Workbench (block "
           f"format {version}); this version reads up to {BLOCK_VERSION}. Please upgrade.", file)
     for key in doc:
-        _need(key in ("format", "version", "block", "blocks"), key, "unknown key (known: block, blocks, format, version)",
+        need(key in ("format", "version", "block", "blocks"), key, "unknown key (known: block, blocks, format, version)",
               file)
     lib = library_from_dict(doc.get("blocks"), "blocks", file)
     block_id = doc.get("block")
-    _need(isinstance(block_id, str) and block_id in lib.defs, "block",
+    need(isinstance(block_id, str) and block_id in lib.defs, "block",
           f"expected the id of one of the file's blocks, got {block_id!r}", file)
     return lib, block_id  # type: ignore[return-value]
 

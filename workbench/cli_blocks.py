@@ -33,7 +33,7 @@ def _describe(lib: BlockLibrary) -> list[dict[str, Any]]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .cli import EXIT_OK, _load, format_table
+    from .cli_common import EXIT_OK, _load, format_table
     from .ready_blocks import ready_library
 
     lib = _load(args.project).blocks if args.project else ready_library()
@@ -55,7 +55,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _save(project: Any, args: argparse.Namespace, message: str) -> int:
     """Save in place, or to ``--output`` (which may not be another input, such as an imported block file)."""
-    from .cli import EXIT_OK
+    from .cli_common import EXIT_OK
     from .project import save_project
 
     if args.output:
@@ -67,7 +67,7 @@ def _save(project: Any, args: argparse.Namespace, message: str) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from .cli import EXIT_UNREADABLE, _fail, _load
+    from .cli_common import EXIT_UNREADABLE, _fail, _load
     from .ready_blocks import add_ready, ready_library
 
     project = _load(args.project)
@@ -81,7 +81,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .cli import EXIT_OK, _load
+    from .cli_common import EXIT_OK, _load
 
     project = _load(args.project)
     _block(project, args.block)
@@ -92,7 +92,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .cli import _load
+    from .cli_common import _load
 
     project = _load(args.project)
     block_id, added = import_block_file(args.file, project.blocks)
@@ -115,7 +115,7 @@ def _block(project: Any, block_id: str) -> Any:
 
 
 def cmd_expose(args: argparse.Namespace) -> int:
-    from .cli import _load
+    from .cli_common import _load
 
     project = _load(args.project)
     block = _block(project, args.block)
@@ -126,7 +126,7 @@ def cmd_expose(args: argparse.Namespace) -> int:
 
 
 def cmd_unexpose(args: argparse.Namespace) -> int:
-    from .cli import _load
+    from .cli_common import _load
 
     project = _load(args.project)
     block = _block(project, args.block)
@@ -138,7 +138,7 @@ def cmd_unexpose(args: argparse.Namespace) -> int:
 
 
 def cmd_group(args: argparse.Namespace) -> int:
-    from .cli import _load
+    from .cli_common import _load
     from .grouping import group
 
     project = _load(args.project)
@@ -149,7 +149,7 @@ def cmd_group(args: argparse.Namespace) -> int:
 
 
 def cmd_ungroup(args: argparse.Namespace) -> int:
-    from .cli import _load
+    from .cli_common import _load
     from .grouping import ungroup
 
     project = _load(args.project)
@@ -160,7 +160,7 @@ def cmd_ungroup(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from .cli import _load
+    from .cli_common import _load
 
     project = _load(args.project)
     project.blocks.remove(args.block)

@@ -19,9 +19,10 @@ from .block_io import library_from_dict
 from .blocks import BlockLibrary
 from .bulk import gc_paused
 from .config import DATA_FIELDS, TRAINING_FIELDS, ConfigError, default_data, default_training, validate_section
-from .errors import GraphError, ParamError, ProjectError
+from .errors import ProjectError
 from .fileio import PROJECT_LIMIT, atomic_write_text
 from .graph import Graph
+from .jsonio import graph_from_dict, need, parse_json, type_name
 from .textcheck import text_problem
 
 FORMAT = "neural-workbench-project"
@@ -107,20 +108,6 @@ class Project:
 # --------------------------------------------------------------------------- loading
 
 
-def _reject_constant(value: str) -> Any:
-    raise ValueError(f"{value} is not allowed in a project file")
-
-
-def parse_json(text: str, file: str | None = None) -> Any:
-    """Parse JSON strictly (no NaN/Infinity), as a ProjectError on failure."""
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ProjectError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", "", file) from None
-    except (ValueError, RecursionError) as exc:
-        raise ProjectError(f"not valid JSON: {exc}", "", file) from None
-
-
 @gc_paused()
 def load_project(path: str | os.PathLike[str]) -> Project:
     """Read and validate a project file.
@@ -151,24 +138,13 @@ def loads_project(text: str) -> Project:
     return project_from_dict(parse_json(text))
 
 
-def _need(cond: bool, path: str, message: str, file: str | None) -> None:
-    if not cond:
-        raise ProjectError(message, path, file)
-
-
-def _type_name(v: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(v), "a number" if isinstance(v, (int, float)) else type(v).__name__
-    )
-
-
 def project_from_dict(doc: Any, file: str | None = None) -> Project:
     """Validate a parsed document and build the project (see :func:`load_project`)."""
-    _need(isinstance(doc, dict), "", f"expected a JSON object at the top level, got {_type_name(doc)}", file)
+    need(isinstance(doc, dict), "", f"expected a JSON object at the top level, got {type_name(doc)}", file)
     fmt = doc.get("format")
-    _need(fmt == FORMAT, "format", f"expected {FORMAT!r}, got {fmt!r} (is this a Neural Workbench project?)", file)
+    need(fmt == FORMAT, "format", f"expected {FORMAT!r}, got {fmt!r} (is this a Neural Workbench project?)", file)
     version = doc.get("version")
-    _need(isinstance(version, int) and not isinstance(version, bool) and version >= 1, "version",
+    need(isinstance(version, int) and not isinstance(version, bool) and version >= 1, "version",
           f"expected a positive int, got {version!r}", file)
     if version > VERSION:
         raise ProjectError(
@@ -182,21 +158,21 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
         version += 1
     allowed = {"format", "version", "name", "description", "graph", "data", "training", "weights", "graphs", "blocks"}
     for key in doc:
-        _need(key in allowed, key, f"unknown key (known: {', '.join(sorted(allowed))})", file)
+        need(key in allowed, key, f"unknown key (known: {', '.join(sorted(allowed))})", file)
 
     name = doc.get("name", "Untitled")
-    _need(isinstance(name, str), "name", f"expected a string, got {_type_name(name)}", file)
-    _need(not text_problem(name), "name", f"the project name {text_problem(name)}", file)
+    need(isinstance(name, str), "name", f"expected a string, got {type_name(name)}", file)
+    need(not text_problem(name), "name", f"the project name {text_problem(name)}", file)
     description = doc.get("description", "")
-    _need(isinstance(description, str), "description", f"expected a string, got {_type_name(description)}", file)
-    _need(not text_problem(description, multiline=True), "description",
+    need(isinstance(description, str), "description", f"expected a string, got {type_name(description)}", file)
+    need(not text_problem(description, multiline=True), "description",
           f"the description {text_problem(description, multiline=True)}", file)
     weights = doc.get("weights")
     if weights is not None:
-        _need(isinstance(weights, str) and weights != "" and not text_problem(weights), "weights",
+        need(isinstance(weights, str) and weights != "" and not text_problem(weights), "weights",
               f"expected a file name or null, got {weights!r}", file)
         pure = PurePath(weights)
-        _need(
+        need(
             not pure.is_absolute() and len(pure.parts) == 1 and weights not in (".", ".."),
             "weights",
             f"expected a file name beside the project (no folders), got {weights!r}",
@@ -205,10 +181,10 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
     blocks = library_from_dict(doc.get("blocks", {}), "blocks", file)
     graph = graph_from_dict(doc.get("graph"), "graph", file, library=blocks)
     extra = doc.get("graphs", {})
-    _need(isinstance(extra, dict), "graphs", f"expected an object of named graphs, got {_type_name(extra)}", file)
+    need(isinstance(extra, dict), "graphs", f"expected an object of named graphs, got {type_name(extra)}", file)
     graphs = {}
     for role, g in extra.items():
-        _need(role in GRAPH_ROLES, f"graphs.{role}", f"unknown graph role (known: {', '.join(GRAPH_ROLES)})", file)
+        need(role in GRAPH_ROLES, f"graphs.{role}", f"unknown graph role (known: {', '.join(GRAPH_ROLES)})", file)
         graphs[role] = graph_from_dict(g, f"graphs.{role}", file, library=blocks)
     sections = {}
     for key, fields in (("data", DATA_FIELDS), ("training", TRAINING_FIELDS)):
@@ -218,86 +194,6 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
             raise ProjectError(exc.detail, f"{key}.{exc.key}" if exc.key else key, file) from None
     return Project(graph, name, description, sections["data"], sections["training"], weights, graphs=graphs,
                    blocks=blocks)
-
-
-@gc_paused()
-def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None, *, library: BlockLibrary | None = None,
-                    into: Graph | None = None) -> Graph:
-    """Build a graph from its JSON form, reporting problems by JSON path.
-
-    Used for project files, blocks, the clipboard and templates alike.
-
-    Args:
-        library: the blocks its nodes may instantiate.
-        into: an empty graph to fill (a block's inside) instead of a new one.
-    """
-    _need(isinstance(doc, dict), path, f"expected an object, got {_type_name(doc)}", file)
-    for key in doc:
-        _need(key in ("nodes", "edges"), f"{path}.{key}", "unknown key (known: edges, nodes)", file)
-    nodes, edges = doc.get("nodes", []), doc.get("edges", [])
-    _need(isinstance(nodes, list), f"{path}.nodes", f"expected a list, got {_type_name(nodes)}", file)
-    _need(isinstance(edges, list), f"{path}.edges", f"expected a list, got {_type_name(edges)}", file)
-    g = into if into is not None else Graph(library)
-    for i, nd in enumerate(nodes):
-        at = f"{path}.nodes[{i}]"
-        _need(isinstance(nd, dict), at, f"expected an object, got {_type_name(nd)}", file)
-        for key in nd:
-            _need(key in ("id", "type", "name", "params", "position"), f"{at}.{key}",
-                  "unknown key (known: id, name, params, position, type)", file)
-        nid, typ, nm = nd.get("id"), nd.get("type"), nd.get("name")
-        _need(isinstance(nid, str) and nid != "" and not text_problem(nid), f"{at}.id",
-              f"expected a non-empty string without control characters, got {nid!r}", file)
-        _need(nid not in g.nodes, f"{at}.id", f"the id {nid!r} is used twice", file)
-        _need(isinstance(typ, str), f"{at}.type", f"expected a layer type name, got {typ!r}", file)
-        _need(isinstance(nm, str), f"{at}.name", f"expected a string, got {nm!r}", file)
-        params = nd.get("params", {})
-        _need(isinstance(params, dict), f"{at}.params", f"expected an object, got {_type_name(params)}", file)
-        pos = nd.get("position", [0, 0])
-        _need(
-            isinstance(pos, list) and len(pos) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e9 for v in pos),
-            f"{at}.position",
-            f"expected [x, y] numbers, got {pos!r}",
-            file,
-        )
-        try:
-            g.add_node(typ, params, nm, (pos[0], pos[1]), node_id=nid)
-        except ParamError as exc:
-            detail = str(exc).split(": ", 1)[-1] if exc.param else str(exc)
-            sub = f"{at}.params.{exc.param}" if exc.param else f"{at}.params"
-            raise ProjectError(detail, sub, file) from None
-        except GraphError as exc:
-            field_ = "type" if "layer type" in str(exc) else "name"
-            raise ProjectError(str(exc), f"{at}.{field_}", file) from None
-    # The edges are read first and wired together (one cycle check for all, not one per
-    # edge); the error reported is still the first in file order, as if wired one by one.
-    wires: list[tuple[str, str, str, str]] = []
-    unreadable: ProjectError | None = None
-    for i, ed in enumerate(edges):
-        at = f"{path}.edges[{i}]"
-        try:
-            ok = isinstance(ed, dict) and set(ed) == {"from", "to"} and all(
-                isinstance(ed[k], list) and len(ed[k]) == 2 and all(isinstance(v, str) for v in ed[k])
-                for k in ("from", "to")
-            )
-            _need(ok, at, f'expected {{"from": [node_id, port], "to": [node_id, port]}}, got {ed!r}', file)
-            (src, sp), (dst, dp) = ed["from"], ed["to"]
-            for key, nid in (("from", src), ("to", dst)):
-                _need(nid in g.nodes, f"{at}.{key}", f"no node with id {nid!r}", file)
-        except ProjectError as exc:
-            unreadable = exc
-            break
-        wires.append((src, sp, dst, dp))
-    failure = g.connect_many(wires)
-    if failure is not None:
-        index, exc = failure
-        raise ProjectError(str(exc), f"{path}.edges[{index}]", file) from None
-    if unreadable is not None:
-        raise unreadable
-    return g
-
-
-# --------------------------------------------------------------------------- saving
 
 
 @gc_paused()

@@ -152,7 +152,6 @@ def source(name: str, standardized: bool = False) -> Callable[[Source], Source]:
 
 def load_samples(cfg: dict[str, Any]) -> Samples:
     """Load the configured dataset (``cfg`` is a validated ``data`` section)."""
-    from . import sources  # noqa: F401 - registers the sources
 
     try:
         fn = SOURCES[cfg["dataset"]]
@@ -257,7 +256,6 @@ def load_data(cfg: dict[str, Any], input_shape: tuple[Any, ...], input_dtype: st
 def input_preprocessing(cfg: dict[str, Any], input_shape: tuple[Any, ...]) -> Standardize | None:
     """The preprocessing :func:`load_data` applies to the Input, or None; loads data only for sources
     that standardise (exports call it to build the same standardisation into the exported model)."""
-    from . import sources  # noqa: F401 - registers the sources
 
     if cfg.get("dataset") not in STANDARDIZED:
         return None
