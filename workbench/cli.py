@@ -15,40 +15,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from .bulk import gc_paused
-from .errors import InputError, OutputError, ProjectError, WorkbenchError
+from .cli_common import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, _fail, _load, _Unreadable, format_table
+from .errors import InputError, OutputError, WorkbenchError
 from .layers.dims import fmt_shape
-
-EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"workbench: error: {message}", file=sys.stderr)
-    return code
-
-
-class _Unreadable(Exception):
-    """The project file cannot be read: exit status 2."""
-
-
-def _load(path: str) -> Any:
-    from .project import load_project
-
-    try:
-        return load_project(path)
-    except ProjectError as exc:
-        raise _Unreadable(str(exc)) from None
-
 
 # --------------------------------------------------------------------------- check
 
 
 @gc_paused()
-def check_report(project: Any) -> dict[str, Any]:
-    """The ``check --json`` document for a loaded project."""
+def check_report(project: Any, batch: int = 1, symbol_size: int | None = None,
+                 latency: dict[str, float] | None = None) -> dict[str, Any]:
+    """The ``check --json`` document for a loaded project; costs per node at ``batch`` (other
+    symbols take ``symbol_size``, by default the data's ``seq_len``), with ``latency`` (node id ->
+    ms) when a profile measured it."""
+    from .analysis.cost import cost_table
     from .shapes import infer
 
     si = infer(project.graph)
     infos = si.all()
+    table = cost_table(project.graph, si, batch, symbol_size or int(project.data.get("seq_len", 1)))
+    table.attach(latency or {})
+    costs = table.by_id()
     nodes = []
     for node in project.graph:
         info = infos[node.id]
@@ -63,6 +50,7 @@ def check_report(project: Any) -> dict[str, Any]:
                 "status": info.status,
                 "output_shapes": shapes,
                 "params": info.params,
+                **costs[node.id].as_dict(),
             }
         )
     errors = [{"node": e.node, "message": str(e), "param": e.param} for e in si.errors()]
@@ -91,44 +79,68 @@ def check_report(project: Any) -> dict[str, Any]:
         "project": project.name,
         "nodes": nodes,
         "total_params": si.total_params(),
+        "cost": table.totals(),
         "errors": errors,
         "warnings": warnings,
         "blocks": blocks,
     }
 
 
-def format_table(rows: list[list[str]], align_right: set[int] = frozenset()) -> str:  # type: ignore[assignment]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for j, r in enumerate(rows):
-        cells = [c.rjust(w) if i in align_right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
-        lines.append("  ".join(cells).rstrip())
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def cmd_check(args: argparse.Namespace) -> int:
+    from .analysis.cost import format_bytes
+    from .analysis.macs import format_count
 
     project = _load(args.project)
-    report = check_report(project)
+    profile = _profile(project, args) if args.profile else None
+    latency = profile.node_ms if profile is not None else None
+    report = check_report(project, args.batch, args.seq, latency)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        rows = [["name", "type", "output shape(s)", "params"]]
+        rows = [["name", "type", "output shape(s)", "params", "MACs", "memory"] + (["latency"] if latency else [])]
         for n in report["nodes"]:
             shapes = ", ".join(
                 s if len(n["output_shapes"]) == 1 else f"{p}: {s}" for p, s in n["output_shapes"].items()
             ) or ("(error)" if n["status"] == "error" else "?")
-            rows.append([n["name"], n["type"], shapes, f"{n['params']:,}"])
+            rows.append([n["name"], n["type"], shapes, f"{n['params']:,}", format_count(n["macs"]),
+                         format_bytes(n["activation_bytes"])]
+                        + ([f"{n['latency_ms']:.3f} ms" if "latency_ms" in n else "-"] if latency else []))
         print(f"{report['project']}")
-        print(format_table(rows, {3}))
-        print(f"\ntotal parameters: {report['total_params']:,}")
+        print(format_table(rows, {3, 4, 5, 6}))
+        cost = report["cost"]
+        print(f"\ntotal parameters: {report['total_params']:,} ({format_bytes(cost['param_bytes'])} as float32)")
+        symbolic = any(isinstance(d, str) for i in project.graph.inputs() for d in i.params["shape"])
+        print(f"total MACs: {format_count(cost['macs'])}; FLOPs: {format_count(cost['flops'])} "
+              f"(torch.utils.flop_counter counts {format_count(cost['flop_counter_flops'])}); activation memory: "
+              f"{format_bytes(cost['activation_bytes'])}; at batch {cost['batch']}"
+              + (f", length {cost['symbol_size']}" if symbolic else ""))
+        if profile is not None:
+            print(f"latency on {profile.device} ({profile.threads} threads): {profile.forward_ms:.3f} ms per forward "
+                  f"pass; the node medians add up to {profile.total_ms:.3f} ms (timing each node adds overhead)")
         for w in report["warnings"]:
             print(f"warning: {w['message']}")
         for e in report["errors"]:
             print(f"error: {e['message']}")
     return EXIT_INVALID if report["errors"] else EXIT_OK
+
+
+def _profile(project: Any, args: argparse.Namespace) -> Any:
+    """Median latency per node (ms) on the chosen device, with a progress line; Ctrl+C stops it."""
+    from .analysis.profile import profile_graph
+
+    device = args.device or str(project.training.get("device", "auto"))
+    shown = [-1]  # tenths printed so far: a line that grows, as the output filter lets no carriage return through
+
+    def progress(done: int, total: int) -> None:
+        if shown[0] < 0:  # the first pass ran: the device exists and the model compiled
+            print(f"profiling on {device}:", end="", file=sys.stderr, flush=True)
+            shown[0] = 0
+        while shown[0] < 10 * done // total:
+            shown[0] += 1
+            print(f" {10 * shown[0]}%", end="\n" if shown[0] == 10 else "", file=sys.stderr, flush=True)
+
+    symbols = args.seq or int(project.data.get("seq_len", 1))
+    return profile_graph(project.graph, args.batch, symbols, device, iterations=args.iterations, progress=progress)
 
 
 # --------------------------------------------------------------------------- layers
@@ -246,6 +258,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     from .fileio import refuse_overwriting_inputs
     from .importers.onnx_import import import_onnx, write_import
+    from .importers.selfcheck import check_import
 
     out = Path(args.output)
     weights = out.with_suffix(".safetensors")
@@ -255,6 +268,11 @@ def cmd_import(args: argparse.Namespace) -> int:
             if path.exists() or path.is_symlink():
                 raise OutputError(f"{path} exists; give --force to replace it (or choose another -o)")
     result = import_onnx(args.model, allow_partial=args.allow_partial)
+    report = check_import(result)  # compiled and compared with the original under onnxruntime
+    print(report.text())
+    if not report.ok and not args.allow_mismatch:
+        return _fail(f"{report.summary()}. Nothing was written (give --allow-mismatch to write it anyway)",
+                     EXIT_INVALID)
     out = write_import(result, args.output)
     kind = "lossless (a Neural Workbench export)" if result.lossless else "mapped op by op"
     print(f"wrote {out} ({len(result.project.graph)} nodes, {kind})"
@@ -280,6 +298,15 @@ def cmd_weights(args: argparse.Namespace) -> int:
     save_project(project)
     print(f"loaded {args.load} into {target.name}; {project.path.name} now uses it")
     return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Compare two models: exit 0 when equal, 1 when different (2: a file cannot be read)."""
+    from .diff import diff_files
+
+    result = diff_files(args.a, args.b)
+    print(result.to_json() if args.json else result.text())
+    return EXIT_OK if result.equal else EXIT_INVALID
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -384,6 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="infer shapes and parameter counts; list errors")
     p.add_argument("project", help="project file (.json)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                   help="batch size of the costs: MACs, FLOPs and activation memory (default 1)")
+    p.add_argument("--seq", type=_positive_int, metavar="N",
+                   help="size of symbolic lengths such as T (default: the data's seq_len)")
+    p.add_argument("--profile", action="store_true", help="also measure each node's latency on the device")
+    p.add_argument("--device", help="device of the profile: auto, cpu, cuda, cuda:N or mps (default: the "
+                   "project's training device)")
+    p.add_argument("--iterations", type=_positive_int, default=20, metavar="N",
+                   help="timed passes of the profile; each node reports its median (default 20)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("layers", help="list the layer catalogue")
@@ -418,7 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="import an ONNX model into an editable project")
     p.add_argument("model", help="model file (.onnx)")
     p.add_argument("-o", "--output", required=True, help="project file to write (.json); weights go beside it")
-    p.add_argument("--allow-partial", action="store_true", help="stop at the first unsupported node instead of failing")
+    p.add_argument("--allow-partial", action="store_true", help="import what can be mapped, leaving out the "
+                   "unsupported nodes and what depends on them, instead of failing")
+    p.add_argument("--allow-mismatch", action="store_true", help="write the project even when the self-check "
+                   "finds it computes something else than the original (the report says where)")
     p.add_argument("--force", action="store_true", help="replace the project (and its weights) if they exist")
     p.set_defaults(func=cmd_import)
 
@@ -427,9 +466,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load", required=True, metavar="FILE", help=".safetensors weights or training checkpoint")
     p.set_defaults(func=cmd_weights)
 
+    p = sub.add_parser("diff", help="compare two models (projects or ONNX files): nodes matched by name, then "
+                       "structure; exit 0 equal, 1 different")
+    p.add_argument("a", help="first model (.json project or .onnx)")
+    p.add_argument("b", help="second model (.json project or .onnx)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_diff)
+
     from .cli_blocks import add_parser as add_block_parser
 
     add_block_parser(sub)
+
+    from .cli_explain import add_parser as add_explain_parser
+
+    add_explain_parser(sub)
 
     p = sub.add_parser("devices", help="list the devices training can use")
     p.set_defaults(func=cmd_devices)
