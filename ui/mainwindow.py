@@ -27,6 +27,7 @@ from .blocks_ui import BlockActions
 from .canvas.editor import CanvasEditor
 from .canvas.scene import GraphScene
 from .canvas.view import GraphView
+from .compare import compare_with_dialog
 from .document import Document
 from .editors import commit_focused_field
 from .exchange import ExchangeMixin
@@ -37,6 +38,7 @@ from .problems import ProblemsPanel
 from .recovery import RecoveryMixin
 from .runs_panel import RunsPanel
 from .setup_panel import SetupPanel
+from .steady import hold_still
 from .style import apply_theme, icon
 from .training_panel import TrainingPanel
 from .wheel import guard_wheel
@@ -233,6 +235,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         m.addAction(self.act_save_as)
         m.addSeparator()
         m.addAction("&Import ONNX…", self.import_onnx_dialog)
+        self.act_compare = m.addAction("&Compare With…", lambda: compare_with_dialog(self))
         m.addAction("Export &ONNX…", self.export_onnx_dialog)
         m.addAction("Export &PyTorch Source…", self.export_python_dialog)
         m.addSeparator()
@@ -392,7 +395,8 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
             pass
 
     def show_training(self) -> None:
-        """Bring the dashboard forward, tall enough for its plots."""
+        """Bring the dashboard forward, tall enough for its plots; the canvas keeps still meanwhile."""
+        hold_still(self.view)
         self.training_dock.show()
         self.training_dock.raise_()
         if self.training_dock.height() < self.height() * 0.4:
