@@ -40,13 +40,14 @@ def test_table_matches_the_compiled_module(sample: Path) -> None:
         def run_node(self, n: torch.fx.Node):  # type: ignore[no-untyped-def]
             out = super().run_node(n)
             if n.op in ("call_module", "placeholder") and torch.is_tensor(out):
-                sizes[n.name] = out.numel() * 4
+                sizes[n.name] = out.numel() * out.element_size()  # token ids are int64
             return out
 
     Probe(compiled.module).run(*compiled.example_inputs(batch=3, seq=5, vocab=2))
     for row in table.nodes:
         attr = compiled.attr_of[row.node_id]
-        if attr in sizes and project.graph.nodes[row.node_id].type not in ("LSTM", "GRU"):
+        node = project.graph.nodes[row.node_id]  # a block instance counts its inside (tests/core/test_macs.py)
+        if attr in sizes and node.type not in ("LSTM", "GRU") and not node.is_block:
             assert row.activation_bytes == sizes[attr], row.name
 
 

@@ -1,1 +1,2 @@
-"""Analyses of a project that need no training: cost per node (parameters, memory)."""
+"""Analyses of a project: cost per node (MACs, FLOPs, parameters, memory; latency measured by a
+profile run), element types along the wires, and what a trained model attends to."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch.nn.functional as F
 
+from .costs import numel
 from .dims import fixed
 from .float_params import FloatTupleParam
 from .spec import (
@@ -30,6 +31,7 @@ from .spec import (
     LayerShapeError,
     LayerSpec,
     ModuleCall,
+    OpsRule,
     Shape,
     ShapeRule,
     register,
@@ -61,6 +63,18 @@ def _channels(x: Shape, groups: int, out_channels: int) -> int:
 
 def _kernel_elems(p: dict[str, Any], nd: int) -> int:
     return math.prod(per_dim(p, "kernel_size", nd))
+
+
+def _conv_ops(nd: int, transposed: bool) -> OpsRule:
+    """Each output element of a convolution sums C_in/groups x kernel products; each input element
+    of a transposed one scatters into out_channels/groups x kernel outputs (torch's flop_counter)."""
+    def ops(p: dict[str, Any], ins: list[tuple[int, ...]], outs: list[tuple[int, ...]]) -> tuple[int, int]:
+        x, y, g = ins[0], outs[0], p["groups"]
+        fan = p["out_channels"] // g if transposed else x[1] // g
+        macs = numel(x if transposed else y) * fan * _kernel_elems(p, nd)
+        return macs, 2 * macs + (numel(y) if p["bias"] else 0)
+
+    return ops
 
 
 _COMMON = (
@@ -160,6 +174,7 @@ for _nd in (1, 2, 3):
             + (p["out_channels"] if p["bias"] else 0),
             build=_conv_build(_nd),
             emit=_conv_emit(_nd),
+            ops=_conv_ops(_nd, False),
             key_params=("out_channels", "kernel_size"),
             examples=_CONV_EXAMPLES[_nd],
             dtype="float",
@@ -274,6 +289,7 @@ for _nd in (1, 2, 3):
             + (p["out_channels"] if p["bias"] else 0),
             build=_convt_build(_nd),
             emit=_convt_emit(_nd),
+            ops=_conv_ops(_nd, True),
             key_params=("out_channels", "kernel_size", "stride"),
             examples=_CONVT_EXAMPLES[_nd],
             dtype="float",
@@ -317,6 +333,10 @@ def _upsample_shape(p: dict[str, Any], ins: list[Shape]) -> list[Shape]:
     return [(x[0], x[1], *out)]
 
 
+#: FLOPs per output element: a weight multiply and an add per neighbour read (nearest only copies)
+_UPSAMPLE_FLOPS = {"nearest": 0, "linear": 4, "bilinear": 8, "bicubic": 32, "trilinear": 16}
+
+
 def _upsample_build(p: dict[str, Any], ins: list[Shape]) -> ModuleCall:
     key = p["resize_by"]
     values = p[key]
@@ -349,6 +369,7 @@ register(
         ),
         infer=_upsample_shape,
         build=_upsample_build,
+        ops=lambda p, ins, outs: (0, _UPSAMPLE_FLOPS[p["mode"]] * numel(outs[0])),
         key_params=("mode", "resize_by"),  # a static list: scale_factor would mislead when resizing by size
         examples=(
             Example({}, ((2, 3, 4, 4),)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .costs import dense, numel, zero
 from .dims import expect_rank, fixed, fmt_shape, product
 from .spec import (
     MAX_SIZE,
@@ -82,6 +83,7 @@ register(
         infer=_linear_shape,
         count=lambda p, ins: ins[0][-1] * p["out_features"] + (p["out_features"] if p["bias"] else 0),
         build=lambda p, ins: ModuleCall("Linear", (ins[0][-1], p["out_features"]), {"bias": p["bias"]}),
+        ops=lambda p, ins, outs: dense(numel(outs[0]) // p["out_features"], ins[0][-1], p["out_features"], p["bias"]),
         key_params=("out_features",),
         examples=(
             Example({"out_features": 5, "bias": True}, ((3, 7),)),
@@ -99,6 +101,7 @@ register(
         params=(FloatParam("p", 0.5, "drop probability", minimum=0.0, maximum=0.99),),
         infer=lambda p, ins: [ins[0]],
         build=lambda p, ins: ModuleCall("Dropout", (), {"p": p["p"]}),
+        ops=zero,  # the identity at inference
         key_params=("p",),
         examples=(Example({"p": 0.3}, ((2, 5),)),),
     )

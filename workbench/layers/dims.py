@@ -37,7 +37,21 @@ def product(dims: Sequence[Dim]) -> Dim:
             syms.append(str(d))
     if not syms:
         return n
+    # a compound factor keeps its parentheses: 3 * ((T+1)//2) is not (3*(T+1))//2
+    syms = [s if s.isidentifier() or s.isdigit() or (s.startswith("(") and s.endswith(")") and _balanced(s[1:-1]))
+            else f"({s})" for s in syms]
     return "*".join(([str(n)] if n != 1 else []) + syms)
+
+
+def _balanced(text: str) -> bool:
+    """Whether ``text`` has no parenthesis closing before it opened (so ``(a)+(b)`` is not one group)."""
+    depth = 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def window_out(size: Dim, kernel: int, stride: int, padding: int, dilation: int, param: str) -> Dim:

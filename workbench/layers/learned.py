@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 
 import torch
 
+from .costs import numel, zero
 from .dims import fixed, fmt_shape
 from .spec import (
     MAX_SIZE,
@@ -125,6 +126,7 @@ register(
         count=lambda p, ins: math.prod(p["shape"]),
         build=lambda p, ins: TensorsCall(tensors=(LearnedTensor("weight", tuple(p["shape"]), p["init"], p["scale"]),)),
         emit=lambda e, p, ins, xs: [_attr(e, "weight")],
+        ops=zero,
         key_params=("shape", "init"),
         examples=(
             # the model needs an Input: the conformance harness feeds these to an unused one
@@ -196,6 +198,7 @@ register(
         count=lambda p, ins: int(ins[0][_channel_dim(p, ins[0])]) * (int(p["scale"]) + int(p["bias"])),
         build=_scale_bias_build,
         emit=_scale_bias_emit,
+        ops=lambda p, ins, outs: (0, (int(p["scale"]) + int(p["bias"])) * numel(outs[0])),
         key_params=("dim",),
         examples=(
             Example({}, ((2, 3, 4, 5),)),

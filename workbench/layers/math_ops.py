@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .costs import numel
 from .dims import broadcast, fmt_shape
 from .merge import _elementwise_shape
 from .spec import (
@@ -66,6 +67,8 @@ register(
         inputs=("a", "b"),
         infer=_matmul_shape,
         emit=lambda e, p, ins, xs: [e.call_function(torch.matmul, xs[0], xs[1])],
+        # every output element sums k products (k: a's columns); the leading dims broadcast
+        ops=lambda p, ins, outs: (numel(outs[0]) * ins[0][-1], 2 * numel(outs[0]) * ins[0][-1]),
         examples=(
             Example({}, ((2, 3, 4), (2, 4, 5))),
             Example({}, ((2, 3, 2, 4), (2, 1, 4, 3))),

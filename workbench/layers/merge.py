@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .costs import numel, zero
 from .dims import broadcast, fmt_shape
 from .spec import BoolParam, Emitter, Example, IntParam, LayerShapeError, LayerSpec, Shape, register
 
@@ -61,6 +62,7 @@ for _id, _op, _doc in (
             inputs=_ports,
             infer=_elementwise_shape,
             emit=_fold(_op),
+            ops=lambda p, ins, outs: (0, (p["num_inputs"] - 1) * numel(outs[0])),
             key_params=("num_inputs",),
             examples=(
                 Example({"num_inputs": 2}, ((2, 3, 4), (2, 3, 4))),
@@ -101,6 +103,7 @@ register(
         inputs=_ports,
         infer=_concat_shape,
         emit=lambda e, p, ins, xs: [e.call_function(torch.cat, list(xs), p["dim"])],
+        ops=zero,  # a copy
         key_params=("dim",),
         examples=(
             Example({"num_inputs": 2, "dim": 1}, ((2, 3, 4, 4), (2, 5, 4, 4))),

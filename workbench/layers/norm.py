@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .costs import AFFINE, NORMALISE, STATS, norm
 from .dims import fixed, fmt_shape
-from .norm_act import _BN_PARAMS
+from .norm_act import _BN_PARAMS, _bn_ops
 from .spec import (
     MAX_SIZE,
     BoolParam,
@@ -48,6 +49,7 @@ register(
         build=lambda p, ins: ModuleCall(
             "BatchNorm3d", (ins[0][1],), {"eps": p["eps"], "momentum": p["momentum"], "affine": p["affine"]}
         ),
+        ops=_bn_ops,
         examples=(Example({}, ((3, 2, 3, 4, 2),)), Example({"affine": False, "eps": 1e-3}, ((2, 3, 2, 2, 2),))),
         dtype="float",
     )
@@ -84,6 +86,7 @@ register(
         build=lambda p, ins: ModuleCall(
             "GroupNorm", (p["num_groups"], ins[0][1]), {"eps": p["eps"], "affine": p["affine"]}
         ),
+        ops=lambda p, ins, outs: norm(STATS + NORMALISE + (AFFINE if p["affine"] else 0))(p, ins, outs),
         key_params=("num_groups",),
         examples=(
             Example({}, ((2, 4, 5, 5),)),
@@ -138,6 +141,9 @@ for _nd in (1, 2, 3):
                 _cls, (ins[0][1],),
                 {k: p[k] for k in ("eps", "momentum", "affine", "track_running_stats")},
             ),
+            # at inference, running statistics (when kept) replace each sample's own
+            ops=lambda p, ins, outs: norm((0 if p["track_running_stats"] else STATS) + NORMALISE
+                                          + (AFFINE if p["affine"] else 0))(p, ins, outs),
             key_params=("affine",),
             examples=(
                 Example({}, _IN_EXAMPLES[_nd]),
@@ -173,6 +179,8 @@ register(
         infer=_lrn_shape,
         build=lambda p, ins: ModuleCall("LocalResponseNorm", (p["size"],),
                                         {"alpha": p["alpha"], "beta": p["beta"], "k": p["k"]}),
+        # a square, a read per neighbour summed, then scale, shift, power and divide
+        ops=lambda p, ins, outs: norm(p["size"] + 5)(p, ins, outs),
         key_params=("size",),
         examples=(
             Example({}, ((2, 7, 4, 4),)),
@@ -211,6 +219,8 @@ register(
             "RMSNorm", ((ins[0][-1],),),
             {"eps": p["eps"] or None, "elementwise_affine": p["elementwise_affine"]},
         ),
+        # mean of squares (square, add), one scaling by its inverse root, the learned scale
+        ops=lambda p, ins, outs: norm(3 + (1 if p["elementwise_affine"] else 0))(p, ins, outs),
         examples=(Example({}, ((2, 5, 6),)), Example({"eps": 1e-2, "elementwise_affine": False}, ((3, 4),))),
         dtype="float",
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .costs import AFFINE, NORMALISE, SOFTMAX, STATS, norm, per_output
 from .dims import expect_rank, fixed, fmt_shape, non_batch_dim
 from .spec import (
     BoolParam,
@@ -29,6 +30,11 @@ _BN_PARAMS = (
     FloatParam("momentum", 0.1, "running-statistics update rate", minimum=0.0, maximum=1.0),
     BoolParam("affine", True, "learn a scale and shift per channel"),
 )
+
+
+def _bn_ops(p: dict[str, Any], ins: list[tuple[int, ...]], outs: list[tuple[int, ...]]) -> tuple[int, int]:
+    """At inference batch normalisation uses its running statistics: normalise (and scale, shift)."""
+    return norm(NORMALISE + (AFFINE if p["affine"] else 0))(p, ins, outs)
 
 
 def _bn_rule(rank: tuple[int, ...], pattern: str):
@@ -56,6 +62,7 @@ for _bn, _rank, _pattern, _example in (
             build=lambda p, ins, _cls=_bn: ModuleCall(
                 _cls, (ins[0][1],), {"eps": p["eps"], "momentum": p["momentum"], "affine": p["affine"]}
             ),
+            ops=_bn_ops,
             examples=(Example({}, _example), Example({"affine": False}, _example)),
         )
     )
@@ -82,6 +89,7 @@ register(
         build=lambda p, ins: ModuleCall(
             "LayerNorm", ((ins[0][-1],),), {"eps": p["eps"], "elementwise_affine": p["elementwise_affine"]}
         ),
+        ops=lambda p, ins, outs: norm(STATS + NORMALISE + (AFFINE if p["elementwise_affine"] else 0))(p, ins, outs),
         examples=(Example({}, ((2, 5, 6),)), Example({"elementwise_affine": False}, ((2, 6),))),
     )
 )
@@ -267,6 +275,7 @@ register(
         params=(IntParam("dim", -1, "dimension to halve (negative counts from the end)", minimum=-8, maximum=8),),
         infer=_glu_shape,
         build=lambda p, ins: ModuleCall("GLU", (), {"dim": p["dim"]}),
+        ops=per_output(2),  # a sigmoid and a product per output element
         key_params=("dim",),
         examples=(Example({}, ((2, 6),)), Example({"dim": 1}, ((2, 4, 3, 3),))),
     )
@@ -327,6 +336,7 @@ for _sm, _doc in (
             params=(IntParam("dim", -1, "dimension to normalise (negative counts from the end)", minimum=-8, maximum=8),),
             infer=_dim_rule,
             build=lambda p, ins, _cls=_sm: ModuleCall(_cls, (), {"dim": p["dim"]}),
+            ops=per_output(SOFTMAX),
             key_params=("dim",),
             examples=(Example({}, ((2, 5),)), Example({"dim": 1}, ((2, 3, 4),))),
         )

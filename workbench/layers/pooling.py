@@ -8,12 +8,14 @@ clipped to the padded input (1), or only the input's own elements in it (0).
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from .costs import adaptive_reads, numel
 from .spec import (
     BoolParam,
     BuildRule,
@@ -23,6 +25,7 @@ from .spec import (
     LayerShapeError,
     LayerSpec,
     ModuleCall,
+    OpsRule,
     Shape,
     ShapeRule,
     register,
@@ -130,6 +133,24 @@ def _pool_emit(nd: int, is_max: bool) -> EmitRule:
     return emit
 
 
+def _pool_ops(nd: int, average: bool) -> OpsRule:
+    """One FLOP per window element read (a comparison or an add); averaging divides once more."""
+    def ops(p: dict[str, Any], ins: list[tuple[int, ...]], outs: list[tuple[int, ...]]) -> tuple[int, int]:
+        y = numel(outs[0])
+        return 0, y * math.prod(per_dim(p, "kernel_size", nd)) + (y if average else 0)
+
+    return ops
+
+
+def _adaptive_ops(average: bool) -> OpsRule:
+    def ops(p: dict[str, Any], ins: list[tuple[int, ...]], outs: list[tuple[int, ...]]) -> tuple[int, int]:
+        x, y = ins[0], outs[0]
+        reads = x[0] * x[1] * math.prod(adaptive_reads(a, b) for a, b in zip(x[2:], y[2:], strict=True))
+        return 0, reads + (numel(y) if average else 0)
+
+    return ops
+
+
 _MAX_EXAMPLES = {
     1: (
         Example({}, ((2, 3, 8),)),
@@ -196,6 +217,7 @@ for _nd in (1, 2, 3):
             infer=_pool_rule(_nd),
             build=_pool_build(f"MaxPool{_nd}d", _nd),
             emit=_pool_emit(_nd, True),
+            ops=_pool_ops(_nd, False),
             key_params=("kernel_size",),
             examples=_MAX_EXAMPLES[_nd],
             dtype="float",
@@ -217,6 +239,7 @@ for _nd in (1, 2, 3):
             infer=_pool_rule(_nd),
             build=_pool_build(f"AvgPool{_nd}d", _nd),
             emit=_pool_emit(_nd, False),
+            ops=_pool_ops(_nd, True),
             key_params=("kernel_size",),
             examples=_AVG_EXAMPLES[_nd],
             dtype="float",
@@ -253,6 +276,7 @@ for _nd in (1, 2, 3):
                                    1),),
                 infer=_adaptive_rule(_nd),
                 build=lambda p, ins, _cls=_id: ModuleCall(_cls, (p["output_size"],)),
+                ops=_adaptive_ops(_kind == "Avg"),
                 key_params=("output_size",),
                 examples=(Example({}, (_ADAPTIVE_INPUTS[_nd][0],)),
                           Example({"output_size": _ADAPTIVE_SIZES[_nd]}, (_ADAPTIVE_INPUTS[_nd][1],))),

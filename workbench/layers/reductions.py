@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .costs import per_input
 from .dims import distinct_dims
 from .spec import BoolParam, Example, IntTupleParam, LayerSpec, Shape, register
 
@@ -33,6 +34,7 @@ def _reduction(type_id: str, method: str, what: str, dtype: str) -> None:
             emit=lambda e, p, ins, xs: [
                 e.call_method(method, xs[0], tuple(distinct_dims(p["dims"], ins[0])), keepdim=p["keepdim"])
             ],
+            ops=per_input(1, 1 if method == "mean" else 0),  # a read per input element; a mean divides
             key_params=("dims", "keepdim"),
             examples=(
                 Example({}, ((2, 3, 5),)),

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .costs import AFFINE, NORMALISE, STATS, attention, feed_forward, recurrent, zero
 from .dims import expect_rank, fixed
 from .spec import (
     MAX_SIZE,
@@ -24,6 +25,7 @@ from .spec import (
     LayerShapeError,
     LayerSpec,
     ModuleCall,
+    OpsRule,
     Shape,
     register,
 )
@@ -45,6 +47,7 @@ register(
         infer=lambda p, ins: [(*ins[0], p["embedding_dim"])],
         count=lambda p, ins: p["num_embeddings"] * p["embedding_dim"],
         build=lambda p, ins: ModuleCall("Embedding", (p["num_embeddings"], p["embedding_dim"])),
+        ops=zero,  # a lookup
         key_params=("num_embeddings", "embedding_dim"),
         examples=(Example({"num_embeddings": 11, "embedding_dim": 4}, ((2, 7),), int_input=True),),
     )
@@ -71,6 +74,14 @@ def _rnn_count(gates: int):
         return total
 
     return count
+
+
+def _rnn_ops(gates: int) -> OpsRule:
+    def ops(p: dict[str, Any], ins: list[tuple[int, ...]], outs: list[tuple[int, ...]]) -> tuple[int, int]:
+        n, t, f = ins[0]
+        return recurrent(gates, n, t, f, p["hidden_size"], p["num_layers"], 2 if p["bidirectional"] else 1, p["bias"])
+
+    return ops
 
 
 def _rnn_build(cls: str):
@@ -133,6 +144,7 @@ for _rnn, _name, _gates, _cell in (("RNN", "Elman RNN", 1, False), ("LSTM", "LST
             infer=_rnn_shape,
             count=_rnn_count(_gates),
             build=_rnn_build(_rnn),
+            ops=_rnn_ops(_gates),
             emit=_rnn_emit(_cell),
             key_params=("hidden_size", "num_layers"),
             examples=(
@@ -156,6 +168,28 @@ def _attention_shape(p: dict[str, Any], ins: list[Shape]) -> list[Shape]:
         key = "num_heads" if "num_heads" in p else "nhead"
         raise LayerShapeError(f"{key}={heads} must divide the embedding size {e}", param=key)
     return [x]
+
+
+#: the FLOPs per element of a post- or pre-norm Transformer layer's residual add and LayerNorm
+_ADD_NORM = 1 + STATS + NORMALISE + AFFINE
+
+
+def _self_attention_ops(p: dict[str, Any], ins: list[tuple[int, ...]], outs: list[tuple[int, ...]]) -> tuple[int, int]:
+    n, t, e = ins[0]
+    return attention(n, t, t, e, e, e, p["num_heads"], p["bias"])
+
+
+def _encoder_ops(p: dict[str, Any], ins: list[tuple[int, ...]], outs: list[tuple[int, ...]]) -> tuple[int, int]:
+    n, t, e = ins[0]
+    attn, ff = attention(n, t, t, e, e, e, p["nhead"], True), feed_forward(n * t, e, p["dim_feedforward"])
+    return attn[0] + ff[0], attn[1] + ff[1] + 2 * _ADD_NORM * n * t * e
+
+
+def _decoder_ops(p: dict[str, Any], ins: list[tuple[int, ...]], outs: list[tuple[int, ...]]) -> tuple[int, int]:
+    (n, t, e), s = ins[0], ins[1][1]
+    parts = (attention(n, t, t, e, e, e, p["nhead"], True), attention(n, t, s, e, e, e, p["nhead"], True),
+             feed_forward(n * t, e, p["dim_feedforward"]))
+    return sum(m for m, _ in parts), sum(f for _, f in parts) + 3 * _ADD_NORM * n * t * e
 
 
 def _causal_mask(e: Emitter, x: Any) -> Any:
@@ -195,6 +229,7 @@ register(
             {"dropout": p["dropout"], "bias": p["bias"], "batch_first": True},
         ),
         emit=_attention_emit,
+        ops=_self_attention_ops,
         key_params=("num_heads",),
         examples=(
             Example({"num_heads": 2}, ((2, 5, 8),)),
@@ -226,6 +261,7 @@ register(
         ),
         infer=_attention_shape,
         count=_encoder_count,
+        ops=_encoder_ops,
         emit=lambda e, p, ins, xs: [e.call_module(xs[0], src_mask=_causal_mask(e, xs[0]), is_causal=True)
                                     if p["causal"] else e.call_module(xs[0])],
         build=lambda p, ins: ModuleCall(
@@ -323,6 +359,7 @@ register(
         infer=_cross_shape,
         count=_cross_count,
         build=_cross_build,
+        ops=lambda p, ins, outs: attention(ins[0][0], ins[0][1], ins[1][1], *_cross_dims(ins), p["num_heads"], p["bias"]),
         emit=_cross_emit,
         key_params=("num_heads",),
         examples=(
@@ -375,6 +412,7 @@ register(
         inputs=("x", "memory"),
         infer=_decoder_shape,
         count=_decoder_count,
+        ops=_decoder_ops,
         build=lambda p, ins: ModuleCall(
             "TransformerDecoderLayer",
             (ins[0][2], p["nhead"]),

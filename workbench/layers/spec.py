@@ -319,6 +319,9 @@ ShapeRule = Callable[[dict[str, Any], list[Shape]], list[Shape]]
 CountRule = Callable[[dict[str, Any], list[Shape]], int]
 BuildRule = Callable[[dict[str, Any], list[Shape]], ModuleCall]
 EmitRule = Callable[["Emitter", dict[str, Any], list[Shape], list[Any]], list[Any]]
+OpsRule = Callable[[dict[str, Any], list[tuple[int, ...]], list[tuple[int, ...]]], tuple[int, int]]
+"""``(params, input shapes, output shapes) -> (MACs, FLOPs)`` of one forward pass; the shapes are
+concrete (the batch and every symbol replaced by a size).  See ``workbench.analysis.macs``."""
 
 
 class Emitter(Protocol):
@@ -380,6 +383,9 @@ class LayerSpec:
         dtype: what its inputs may hold: ``"float"`` (floating point; the output is float),
             ``"index"`` (integer ids, as Embedding reads; the output is float), ``"same"``
             (anything; the output keeps it) or ``"promote"`` (anything; float if any input is).
+        ops: multiply-accumulates and FLOPs of one forward pass (an :data:`OpsRule`); None takes
+            the fallback of ``workbench.analysis.macs`` (no MACs; one FLOP per output element, none
+            for layers that only move data).
     """
 
     id: str
@@ -398,6 +404,7 @@ class LayerSpec:
     role: str = "layer"
     """``"input"`` and ``"output"`` mark the graph's interface nodes."""
     dtype: str = "float"
+    ops: OpsRule | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:

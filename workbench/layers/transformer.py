@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from .costs import numel, per_input, zero
 from .dims import expect_rank, fixed, fmt_shape, product
 from .spec import (
     MAX_SIZE,
@@ -130,6 +131,7 @@ register(
         count=lambda p, ins: (p["vocab_size"] + p["max_len"] + p["type_vocab_size"]) * p["embedding_dim"],
         build=_tpe_build,
         emit=_tpe_emit,
+        ops=lambda p, ins, outs: (0, (2 if p["type_vocab_size"] else 1) * numel(outs[0])),  # lookups, then adds
         key_params=("vocab_size", "embedding_dim"),
         examples=(
             Example({"vocab_size": 11, "max_len": 9, "embedding_dim": 4}, ((2, 7),), int_input=True),
@@ -169,6 +171,7 @@ register(
         params=(ChoiceParam("mode", "mean", "how to pool", choices=("mean", "last", "first", "max")),),
         infer=_pool_seq_shape,
         emit=_pool_seq_emit,
+        ops=lambda p, ins, outs: {"mean": per_input(1, 1), "max": per_input(1)}.get(p["mode"], zero)(p, ins, outs),
         key_params=("mode",),
         examples=(Example({}, ((2, 5, 3),)), Example({"mode": "last"}, ((2, 4, 3),)),
                   Example({"mode": "first"}, ((2, 4, 3),)), Example({"mode": "max"}, ((2, 4, 3),))),
