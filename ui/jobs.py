@@ -11,9 +11,11 @@ from PySide6.QtWidgets import QProgressDialog, QWidget
 from workbench.jobs import Job
 
 
-def run_with_progress(parent: QWidget | None, label: str, fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
-    """Returns ("ok", result), ("error", message) or ("cancelled", None); the GUI stays live meanwhile."""
-    job = Job(fn, *args).start()
+def run_with_progress(parent: QWidget | None, label: str, fn: Callable[..., Any], *args: Any,
+                      progress: bool = False) -> tuple[str, Any]:
+    """Returns ("ok", result), ("error", message) or ("cancelled", None); the GUI stays live meanwhile.
+    With ``progress``, ``fn`` reports (done, total) and the dialog shows it (see ``workbench.jobs.Job``)."""
+    job = Job(fn, *args, progress=progress).start()
     dialog = QProgressDialog(label, "Cancel", 0, 0, parent)
     dialog.setWindowTitle("Working")
     dialog.setWindowModality(Qt.WindowModality.WindowModal)
@@ -23,6 +25,11 @@ def run_with_progress(parent: QWidget | None, label: str, fn: Callable[..., Any]
 
     def check() -> None:
         result = job.poll()
+        while result is not None and result[0] == "progress":
+            done, total = result[1]
+            dialog.setRange(0, total)
+            dialog.setValue(done)
+            result = job.poll()
         if result is not None:
             outcome.append(result)
             loop.quit()
