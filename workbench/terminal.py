@@ -34,6 +34,10 @@ class TerminalSafe:
         self._stream = stream
 
     def write(self, text: str) -> int:
+        # a carriage return that starts a write is the progress line redrawing itself; anywhere
+        # else it could hide what was printed before it on the line, so it is shown
+        if text.startswith("\r"):
+            return self._stream.write("\r" + terminal_safe(text[1:]))
         return self._stream.write(terminal_safe(text))
 
     def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding...

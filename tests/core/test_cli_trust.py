@@ -198,3 +198,13 @@ def test_new_writes_every_template_and_check_accepts_it(capsys, tmp_path: Path) 
     code, _, err = cli(capsys, "new", "--template", "nonsense", "-o", str(tmp_path / "x.json"))
     assert code == 2 and "digits_cnn" in err
     torch.manual_seed(0)
+
+
+def test_the_progress_line_may_redraw_itself_but_text_cannot_hide_behind_a_carriage_return() -> None:
+    import io
+
+    from workbench.terminal import TerminalSafe
+
+    out = io.StringIO()
+    TerminalSafe(out).write("\repoch 1 [####] loss 0.1\rfake")  # type: ignore[arg-type]
+    assert out.getvalue() == "\repoch 1 [####] loss 0.1\\x0dfake"

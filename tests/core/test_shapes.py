@@ -156,3 +156,13 @@ def test_softmax_dim_out_of_range(dim: int) -> None:
     b.output(b.layer("Softmax", x, dim=dim, name="sm"))
     [err] = infer(b.graph).errors()
     assert err.param == "dim"
+
+
+def test_a_symbolic_product_keeps_the_grouping_of_its_factors() -> None:
+    from workbench.layers.dims import product
+
+    assert product([3, "(T+1)//2"]) == "3*((T+1)//2)"
+    assert product(["T*2-1", 4]) == "4*(T*2-1)"
+    assert product([2, "T"]) == "2*T"
+    for t in range(1, 9):  # the written expression evaluates to the product of the factors
+        assert eval(product([3, "(T+1)//2"]), {"T": t}) == 3 * ((t + 1) // 2)
