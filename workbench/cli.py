@@ -94,6 +94,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     profile = _profile(project, args) if args.profile else None
     latency = profile.node_ms if profile is not None else None
     report = check_report(project, args.batch, args.seq, latency)
+    if profile is not None:  # how the latencies were measured
+        report["profile"] = {k: v for k, v in profile.to_dict().items() if k != "node_ms"}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -480,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_explain import add_parser as add_explain_parser
 
     add_explain_parser(sub)
+
+    from .compress.cli import add_parser as add_compress_parser
+
+    add_compress_parser(sub)
 
     p = sub.add_parser("devices", help="list the devices training can use")
     p.set_defaults(func=cmd_devices)

@@ -30,16 +30,18 @@ def grid(images: np.ndarray, cols: int = 8, pad: int = 1, fill: float = 1.0) -> 
 
 
 def save_png(image: np.ndarray, path: str | Path, scale: int = 8) -> Path:
-    """Write a 2-D array in [0, 1] as an 8-bit grayscale PNG, each pixel scaled up ``scale`` times."""
+    """Write an array in [0, 1] as an 8-bit PNG, each pixel scaled up ``scale`` times: [H, W] grayscale,
+    [H, W, 3] colour (RGB)."""
     pixels = (np.clip(np.nan_to_num(image), 0, 1) * 255).astype(np.uint8)
-    pixels = np.kron(pixels, np.ones((scale, scale), np.uint8))
-    h, w = pixels.shape
+    colour = pixels.ndim == 3
+    pixels = np.kron(pixels, np.ones((scale, scale, 1) if colour else (scale, scale), np.uint8))
+    h, w = pixels.shape[:2]
     raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2 if colour else 0, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
     atomic_write_bytes(path, png)
     return Path(path)
