@@ -28,9 +28,12 @@ from .canvas.editor import CanvasEditor
 from .canvas.scene import GraphScene
 from .canvas.view import GraphView
 from .compare import compare_with_dialog
+from .cost_view import CostView
+from .diagram_export import export_diagram_dialog
 from .document import Document
 from .editors import commit_focused_field
 from .exchange import ExchangeMixin
+from .explain import ExplainView
 from .files import FilesMixin
 from .inspector import Inspector, Prompt, ask_text
 from .palette import Palette
@@ -46,7 +49,7 @@ from .wheel import guard_wheel
 APP_NAME = "Neural Workbench"
 AUTOSAVE_MS = 60_000
 #: bump when docks are added or renamed: a window state saved by another layout is ignored
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 #: ask(title, text, buttons, labels=None) -> the button chosen; ``labels`` renames buttons
 #: (e.g. Abort -> "Stop the run"); replaced in tests
@@ -67,6 +70,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self._shown_once = False
         self._layout_restored = False
         self.setDockOptions(QMainWindow.DockOption.AllowTabbedDocks | QMainWindow.DockOption.AllowNestedDocks)
+        self.setAcceptDrops(True)  # a project or ONNX file dropped on the window opens (ui.files)
         self.doc = Document(Project())
         self.scene = GraphScene(self.doc)
         self.view = GraphView(self.scene)
@@ -77,6 +81,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.setup = SetupPanel()
         self.training = TrainingPanel()
         self.runs = RunsPanel()
+        self.explain = ExplainView()
         self.undo_group = QUndoGroup(self)  # undo/redo actions follow the active document's stack
         self.undo_group.addStack(self.doc.undo_stack)
         self.undo_group.setActiveStack(self.doc.undo_stack)
@@ -85,6 +90,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self._make_docks()
         self._make_actions()
         self.blocks = BlockActions(self)
+        self.costs = CostView(self)  # View > Cost Bars; the Summary's cost columns follow its batch
         central = QWidget()
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
@@ -138,13 +144,17 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.runs_dock = self._dock("Runs", "runsDock", self.runs, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.setup_dock = self._dock("Data and training set-up", "setupDock", self.setup,
                                      Qt.DockWidgetArea.RightDockWidgetArea)
-        for dock in (self.training_dock, self.runs_dock, self.history_dock):
+        self.explain_dock = self._dock("Explain", "explainDock", self.explain, Qt.DockWidgetArea.BottomDockWidgetArea)
+        for dock in (self.training_dock, self.runs_dock, self.explain_dock, self.history_dock):
             self.tabifyDockWidget(self.problems_dock, dock)
         self.setup_dock.hide()  # tabified once the window is shown (see showEvent)
         self.training.runFinished.connect(lambda _d: self.runs.refresh())
         self.training.message.connect(self.show_message)
         self.runs.resumeRequested.connect(self._resume_run)
         self.runs.message.connect(self.show_message)
+        self.training.runFinished.connect(self.explain.run_finished)
+        self.training.confusionCellClicked.connect(self._explain_cell)
+        self.explain.message.connect(self.show_message)
 
     def showEvent(self, event: QShowEvent) -> None:
         # sizes and current tabs are set once the layout exists (before that Qt leaves stray tab bars)
@@ -238,6 +248,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.act_compare = m.addAction("&Compare With…", lambda: compare_with_dialog(self))
         m.addAction("Export &ONNX…", self.export_onnx_dialog)
         m.addAction("Export &PyTorch Source…", self.export_python_dialog)
+        self.act_export_diagram = m.addAction("Export &Diagram…", lambda: export_diagram_dialog(self))
         m.addSeparator()
         m.addAction(self.blocks.act_import)
         m.addAction(self.blocks.act_export)
@@ -252,8 +263,10 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_grid, self.act_snap, None,
                   self.act_layout_tb, self.act_layout_lr, None):
             m.addSeparator() if a is None else m.addAction(a)
+        m.addMenu(self.costs.menu)
+        m.addSeparator()
         for dock in (self.palette_dock, self.inspector_dock, self.setup_dock, self.problems_dock, self.training_dock,
-                     self.runs_dock, self.history_dock):
+                     self.runs_dock, self.explain_dock, self.history_dock):
             m.addAction(dock.toggleViewAction())
         theme_menu = m.addMenu("&Theme")
         group = QActionGroup(self)
@@ -273,6 +286,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         mb.insertMenu(self.help_menu.menuAction(), run_menu)
         run_menu.addAction(self.act_train)
         run_menu.addAction(self.act_stop)
+        self.act_explain = run_menu.addAction("&Explain Predictions…", self.show_explain)
         for a in (self.act_new, self.act_open, self.act_save, None, self.act_undo, self.act_redo, None,
                   self.act_fit, self.act_layout_tb, None, self.act_train, self.act_stop):
             tb.addSeparator() if a is None else tb.addAction(a)
@@ -301,6 +315,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.scene.renameRequested.connect(self.editor.start_rename)
         self.scene.openRequested.connect(self.blocks.open_block)
         self.scene.selectionChanged.connect(self._selection_changed)
+        self.costs.bind()
 
     def _bind_document(self) -> None:
         self._bind_scene()
@@ -310,6 +325,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.setup.set_document(self.doc)
         self.training.set_document(self.doc)
         self.runs.set_document(self.doc)
+        self.explain.set_document(self.doc)
         self.doc.changed.connect(self._doc_changed)
         self.doc.undo_stack.cleanChanged.connect(self._clean_changed)
         self._doc_changed()
@@ -390,7 +406,11 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
 
     def _selection_changed(self) -> None:
         try:
-            self.inspector.show_nodes(self.scene.selected_node_ids())
+            selected = self.scene.selected_node_ids()
+            self.inspector.show_nodes(selected)
+            if selected and self.inspector_dock.toggleViewAction().isChecked():
+                self.inspector_dock.raise_()  # it shares a tab with the set-up: bring it forward
+            self.explain.canvas_selection(self.scene.selected_node_ids())
         except RuntimeError:  # scene already deleted during a document switch
             pass
 
@@ -401,6 +421,21 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.training_dock.raise_()
         if self.training_dock.height() < self.height() * 0.4:
             self.resizeDocks([self.training_dock], [int(self.height() * 0.45)], Qt.Orientation.Vertical)
+
+    def show_explain(self) -> None:
+        """Bring the Explain view forward, as tall as the dashboard gets."""
+        hold_still(self.view)
+        self.explain_dock.show()
+        self.explain_dock.raise_()
+        if self.explain_dock.height() < self.height() * 0.4:
+            self.resizeDocks([self.explain_dock], [int(self.height() * 0.45)], Qt.Orientation.Vertical)
+
+    def _explain_cell(self, true: int, predicted: int) -> None:
+        """A confusion-matrix cell: its samples, explained with the run's weights."""
+        self.show_explain()
+        matrix = self.training.results_plot.matrix
+        count = int(matrix[true, predicted]) if matrix is not None else None
+        self.explain.show_cell(true, predicted, self.training.run_dir, count)
 
     def _train(self) -> None:
         commit_focused_field()  # F5 while typing the learning rate trains with what was typed
@@ -422,6 +457,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.maybe_save():
             self.training.shutdown()
+            self.explain.shutdown()
             self.settings.setValue("geometry", self.saveGeometry())
             self.settings.setValue("windowState", self.saveState(LAYOUT_VERSION))
             self._autosave.stop()

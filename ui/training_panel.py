@@ -1,7 +1,15 @@
 """Training dashboard: run controls, live plots, per-layer statistics, results.
 
 Training runs in a worker process (``workbench.training.worker``); a 20 Hz timer
-drains its events into preallocated series, so the editor never waits on it.
+drains its events into preallocated series, so the editor never waits on it.  Drawing
+is spread out so the event loop stays responsive (``bench/bench_gui.py`` measures it):
+each tick redraws one plot of the tab on screen (the next with new data, in turn), the progress
+bar repaints a few times a second, and a validation's results are drawn once, the
+latest, when the Results tab is on screen (or the run ends).
+
+The run controls and the progress bar stay above the tabs; a dock too short for the
+plots scrolls the plots, never the controls.  At 1280x800 nothing scrolls: the plots
+take as many columns as the dock's shape suits (``ui.plots.PlotGrid``).
 
 The dashboard shows one run at a time and says whose (project and run folder); a new
 run starts from a clean dashboard.  A run can be *detached* (when another project is
@@ -19,39 +27,39 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSlider,
-    QSplitter,
     QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from workbench.imaging import grid
 from workbench.training.worker import TrainingProcess
 
 from .document import Document
+from .layer_stats import LayerStats
+from .plot_grid import MIN_PLOT_HEIGHT, PlotGrid, scrolling
 from .plots import PALETTE, Plot, Series, curve, make_plot
+from .results_view import ResultsView, image_grid
 from .wheel import guard_wheel
 
-#: the smallest plot that still reads (ticks, a legend and a curve); a shorter dock scrolls
-MIN_PLOT_HEIGHT = 150
+__all__ = ["MIN_PLOT_HEIGHT", "BackgroundRun", "TrainingPanel", "image_grid"]
 
-
-def image_grid(images: np.ndarray, cols: int = 8) -> np.ndarray:
-    """A mosaic for an ImageItem: the core's grid with transparent gaps."""
-    return grid(images, cols, fill=np.nan)
+#: seconds between progress-bar repaints (QProgressBar.setValue repaints at once, ~4 ms each)
+PROGRESS_INTERVAL = 0.25
+#: tasks whose validations write text: a Generated text tab instead of Results
+TEXT_TASKS = ("language_model", "seq2seq")
 
 
 @dataclass
@@ -67,29 +75,32 @@ class TrainingPanel(QWidget):
     """Signals:
     runFinished(str): a run ended (its folder), so the runs panel can refresh.
     message(str): news for the status bar (a background run ended).
+    confusionCellClicked(int, int): a cell of the confusion matrix was clicked (true class, predicted
+        class), so the Explain view can show those samples.
     """
 
     runFinished = Signal(str)
     message = Signal(str)
+    confusionCellClicked = Signal(int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.doc: Document | None = None
         self.process: TrainingProcess | None = None
         self.run_dir: str | None = None
-        self.layer_names: list[str] = []
         self._t_start = 0.0
         self.history: list[dict[str, Any]] = []
         self.epochs = 0
-        self._ticks = 0
+        self._turn = 0  # which plot of the tab on screen the next tick redraws
         self._last_batch: dict[str, Any] | None = None
+        self._progress_at = 0.0
         self.d_loss: Series | None = None
         self.confusion: np.ndarray | None = None
         self.run_project = ""
         """The project whose run the dashboard shows (named as it was when the run started)."""
         self.background: list[BackgroundRun] = []
         self._build()
-        self.tabs.currentChanged.connect(lambda _i: self.redraw_visible())
+        self.tabs.currentChanged.connect(lambda _i: self.redraw_visible(everything=True))
         self.timer = QTimer(self)
         self.timer.setInterval(50)  # 20 Hz
         self.timer.timeout.connect(self.drain)
@@ -122,6 +133,10 @@ class TrainingPanel(QWidget):
         self.progress.setTextVisible(True)
         self.status = QLabel("Ready.")
         self.status.setWordWrap(True)
+        header = QHBoxLayout()
+        header.addWidget(self.title)
+        header.addSpacing(12)
+        header.addWidget(self.status, 1)
         bar = QHBoxLayout()
         for w in (QLabel("Device"), self.device, self.train_button, self.pause_button, self.stop_button):
             bar.addWidget(w)
@@ -129,84 +144,71 @@ class TrainingPanel(QWidget):
 
         self.loss_plot = make_plot("Loss", "loss")
         self.metric_plot = make_plot("Validation metric", "value", "epoch")
-        self.lr_plot = make_plot("Learning rate", "lr")
-        self.speed_plot = make_plot("Throughput", "samples/s")
+        self.lr_plot = make_plot("Learning rate", "lr", legend=False)  # one curve: the title names it
+        self.speed_plot = make_plot("Throughput", "samples/s", legend=False)
         self.train_loss = curve(self.loss_plot, "train (per step)", PALETTE[0])
         self.val_loss_series = curve(self.loss_plot, "validation", PALETTE[1], symbol="o", width=2)
         self.epoch_step: dict[int, int] = {}
         self.metric_series: dict[str, Series] = {}
+        self._bounded_metrics = True
         self.lr = curve(self.lr_plot, "lr", PALETTE[2])
         self.speed = curve(self.speed_plot, "samples/s", PALETTE[3])
-        grid = QSplitter(Qt.Orientation.Vertical)
-        top, bottom = QSplitter(Qt.Orientation.Horizontal), QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self.loss_plot)
-        top.addWidget(self.metric_plot)
-        bottom.addWidget(self.lr_plot)
-        bottom.addWidget(self.speed_plot)
-        grid.addWidget(top)
-        grid.addWidget(bottom)
+        self.curves_grid = PlotGrid([self.loss_plot, self.metric_plot, self.lr_plot, self.speed_plot])
+        self.curves_area = scrolling(self.curves_grid)
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setRange(0, 99)
         self.smoothing.setValue(60)
+        self.smoothing.setFixedWidth(90)
         self.smoothing.setToolTip("Smoothing of the per-step training loss (exponential moving average)")
         self.smoothing.valueChanged.connect(self._smoothing_changed)
         guard_wheel(self.smoothing)
         self.log_axis = QCheckBox("log loss axis")
         self.log_axis.toggled.connect(lambda on: self.loss_plot.setLogMode(y=on))
-        export_png = QPushButton("Export plots (PNG)…")
+        export_png = QToolButton()
+        export_png.setText("Export plots (PNG)…")
         export_png.clicked.connect(self.export_png_dialog)
-        export_csv = QPushButton("Export metrics (CSV)…")
+        export_csv = QToolButton()
+        export_csv.setText("Export metrics (CSV)…")
         export_csv.clicked.connect(self.export_csv_dialog)
-        tools = QHBoxLayout()
+        tools = QWidget()  # beside the tabs: no row of its own
+        row = QHBoxLayout(tools)
+        row.setContentsMargins(0, 0, 2, 2)
         for w in (QLabel("smoothing"), self.smoothing, self.log_axis, export_png, export_csv):
-            tools.addWidget(w)
-        tools.addStretch(1)
+            row.addWidget(w)
 
-        # per-layer statistics
-        self.layer_list = QListWidget()
-        self.layer_list.setMaximumWidth(200)
-        self.layer_list.itemChanged.connect(lambda _i: self._layers_visibility())
-        self.grad_plot = make_plot("Gradient norm per layer", "‖grad‖")
-        self.weight_plot = make_plot("Weight norm per layer", "‖w‖")
-        self.grad_series: dict[str, Series] = {}
-        self.weight_series: dict[str, Series] = {}
-        layers = QSplitter(Qt.Orientation.Horizontal)
-        layers.addWidget(self.layer_list)
-        layers.addWidget(self.grad_plot)
-        layers.addWidget(self.weight_plot)
+        self.layer_stats = LayerStats()
+        self.layer_list = self.layer_stats.layer_list
+        self.grad_plot, self.weight_plot = self.layer_stats.grad_plot, self.layer_stats.weight_plot
 
         # results after validation
-        self.results_plot = make_plot("Results", "", "")
-        self.results_image = pg.ImageItem()
-        self.results_image.setColorMap(pg.colormap.get("viridis"))
-        self.results_plot.addItem(self.results_image)
-        self.results_scatter = pg.ScatterPlotItem(size=5, brush=pg.mkBrush(PALETTE[0]))
-        self.results_plot.addItem(self.results_scatter)
-        for plot in self.plots():
-            plot.setMinimumHeight(MIN_PLOT_HEIGHT)  # below this a short dock scrolls rather than squash them
+        self.results = ResultsView()
+        self.results_plot = self.results.confusion
+        self.results_image = self.results.confusion.image
+        self.results_plot.scene().sigMouseClicked.connect(self._confusion_clicked)
+        self._pending_validation: dict[str, Any] | None = None
 
         self.tabs = QTabWidget()
-        curves = QWidget()
-        lay = QVBoxLayout(curves)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(tools)
-        lay.addWidget(grid, 1)
-        self.tabs.addTab(curves, "Curves")
-        self.tabs.addTab(layers, "Layers")
-        self.tabs.addTab(self.results_plot, "Results")
-        from PySide6.QtWidgets import QPlainTextEdit
-
+        self.tabs.addTab(self.curves_area, "Curves")
+        self.tabs.addTab(scrolling(self.layer_stats), "Layers")
+        self.results_area = scrolling(self.results)
+        self.tabs.addTab(self.results_area, "Results")
         self.generated = QPlainTextEdit()
         self.generated.setReadOnly(True)
         self.generated.setPlaceholderText("Language models write samples here after each validation.")
         self.tabs.addTab(self.generated, "Generated text")
+        self.tabs.setCornerWidget(tools, Qt.Corner.TopRightCorner)
         main = QVBoxLayout(self)
-        main.addWidget(self.title)
+        main.setContentsMargins(6, 4, 6, 4)
+        main.setSpacing(4)
+        main.addLayout(header)
         main.addLayout(bar)
-        main.addWidget(self.status)
         main.addWidget(self.tabs, 1)
         self._smoothing_changed(self.smoothing.value())
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.redraw_visible(everything=True)  # what streamed in while the dock was hidden
 
     def heightForWidth(self, width: int) -> int:
         # The dashboard sits in a scroll area, which sizes a widget with a wrapped label (the status line)
@@ -222,6 +224,13 @@ class TrainingPanel(QWidget):
         """With no run shown, name the open project (after Open, New or Save As)."""
         if self.process is None and self.doc is not None:
             self._set_title(self.doc.display_name(), None)
+            self._task_tabs()
+
+    def _task_tabs(self) -> None:
+        """The tasks that write text have a Generated text tab instead of Results (pictures)."""
+        task = self.doc.project.training.get("task") if self.doc is not None else None
+        self.tabs.setTabVisible(self.tabs.indexOf(self.generated), task in TEXT_TASKS)
+        self.tabs.setTabVisible(self.tabs.indexOf(self.results_area), task not in TEXT_TASKS)
 
     def _set_title(self, project: str, run: str | None) -> None:
         """Name the project and the run (its folder) the dashboard shows."""
@@ -244,6 +253,7 @@ class TrainingPanel(QWidget):
             return False
         self.reset()
         self._set_title(self.doc.display_name(), "")
+        self._task_tabs()
         overrides = {"device": self.device.currentData()}
         self.process = TrainingProcess(self.doc.project.to_json(), self.doc.project.path, overrides,
                                        resume=Path(resume) if resume else None)
@@ -323,9 +333,17 @@ class TrainingPanel(QWidget):
                 process.stop()
                 QTimer.singleShot(3000, process.kill)
 
+    @property
+    def grad_series(self) -> dict[str, Series]:
+        return self.layer_stats.grad_series
+
+    @property
+    def weight_series(self) -> dict[str, Series]:
+        return self.layer_stats.weight_series
+
     def plots(self) -> list[Plot]:
         return [self.loss_plot, self.metric_plot, self.lr_plot, self.speed_plot, self.grad_plot, self.weight_plot,
-                self.results_plot]
+                *self.results.plots()]
 
     def reset(self) -> None:
         """A clean dashboard for a new run: curves and their legends, per-layer plots, results,
@@ -334,17 +352,16 @@ class TrainingPanel(QWidget):
             s.clear()
             s.redraw()
         for s in self.metric_series.values():
-            self.metric_plot.removeItem(s.curve)
+            self.metric_plot.remove_curve(s.curve)
         self.metric_series = {}
+        self._bounded_metrics = True  # the metrics on the left axis so far lie in [-1.5, 1.5]
         if self.d_loss is not None:
             self.loss_plot.removeItem(self.d_loss.curve)
             self.d_loss = None
         self._label_loss_curves("train (per step)")
-        self._setup_layers([])
-        self.results_image.clear()
-        self.results_scatter.clear()
-        self.results_plot.setAspectLocked(False)
-        self.results_plot.set_title("Results")
+        self.layer_stats.setup([])
+        self.results.clear()
+        self._pending_validation = None
         self.confusion = None
         self.generated.clear()
         self.progress.setValue(0)
@@ -363,7 +380,7 @@ class TrainingPanel(QWidget):
         legend.clear()
         series = [(self.train_loss, train_name), (self.val_loss_series, "validation")]
         if self.d_loss is not None:
-            series.append((self.d_loss, "discriminator (per step)"))
+            series.append((self.d_loss, "discriminator"))
         for s, name in series:
             s.curve.opts["name"] = name
             legend.addItem(s.curve, name)
@@ -380,15 +397,20 @@ class TrainingPanel(QWidget):
             return
         for e in self.process.poll():
             self.handle(e)
-        if self._last_batch is not None:
+        finished = self.process.finished
+        now = time.perf_counter()
+        if self._last_batch is not None and (finished or now - self._progress_at >= PROGRESS_INTERVAL):
             self._show_progress(self._last_batch)
             self._last_batch = None
-        self._ticks += 1
-        if self._ticks % 2 == 0 or self.process.finished:  # plots redraw at 10 Hz; events drain at 20 Hz
-            self.redraw_visible()
-        if self.process.finished:
+            self._progress_at = now
+        if finished:
+            self.redraw_visible(everything=True)
+            if self._pending_validation is not None:  # the run's last results, wherever the user looks
+                self._show_validation()
             self.timer.stop()
             self._idle_buttons()
+        else:
+            self.redraw_visible()
 
     def _show_progress(self, e: dict[str, Any]) -> None:
         p = e["progress"]
@@ -398,18 +420,44 @@ class TrainingPanel(QWidget):
         self.progress.setFormat(f"epoch {e['epoch']}/{self.epochs} · step {e['step']} · "
                                 f"{p * 100:.0f}% · ETA {int(eta) // 60}:{int(eta) % 60:02d}")
 
-    def redraw_visible(self) -> None:
-        """Only the tab on screen is redrawn; hidden curves stay dirty until shown."""
-        if not self.isVisible():
-            return
+    def _plot_series(self) -> list[tuple[Plot, list[Series]]]:
+        """The plots of the tab on screen, each with the series it draws."""
         tab = self.tabs.currentIndex()
         if tab == 0:
-            for s in (self.train_loss, self.val_loss_series, self.lr, self.speed, *self.metric_series.values(),
-                      *([self.d_loss] if self.d_loss is not None else [])):
+            return [(self.loss_plot, [self.train_loss, self.val_loss_series,
+                                      *([self.d_loss] if self.d_loss is not None else [])]),
+                    (self.metric_plot, list(self.metric_series.values())),
+                    (self.lr_plot, [self.lr]), (self.speed_plot, [self.speed])]
+        if tab == 1:
+            return self.layer_stats.plot_series()
+        return []
+
+    def redraw_visible(self, everything: bool = False) -> None:
+        """Only the tab on screen is drawn; hidden curves stay dirty until shown.
+
+        A tick redraws one plot (the next with new data, in turn): Qt paints every changed plot
+        of the window in one go, so redrawing four at once held the event loop four times as long.
+        """
+        if not self.isVisible():
+            return
+        if self.tabs.currentWidget() is self.results_area:
+            if self._pending_validation is not None:
+                self._show_validation()
+            return
+        plots = self._plot_series()
+        for k in range(len(plots)):
+            plot, series = plots[(self._turn + k) % len(plots)]
+            if not any(s.dirty for s in series):
+                continue
+            for s in series:
                 s.redraw()
-        elif tab == 1:
-            for s in (*self.grad_series.values(), *self.weight_series.values()):
-                s.redraw()
+            plot.refresh_hover()
+            if not everything:
+                self._turn = (self._turn + k + 1) % len(plots)
+                return
+        if not self.running:  # no more data coming: the curves fill their plots
+            for plot, _series in plots:
+                plot.settle()
 
     def handle(self, e: dict[str, Any]) -> None:
         kind = e["type"]
@@ -423,25 +471,20 @@ class TrainingPanel(QWidget):
             self.steps_per_epoch = e["steps_per_epoch"]
             self.status.setText(f"Training on {e['device']}: {e['train_samples']:,} training and "
                                 f"{e['val_samples']:,} validation samples, {e['params']:,} parameters.")
-            self._setup_layers(e["layers"])
+            self.layer_stats.setup(e["layers"])
         elif kind == "batch":
             self.train_loss.append(e["step"], e["loss"])
             if "d_loss" in e:  # adversarial: both players' losses
                 if self.d_loss is None:
-                    self.d_loss = curve(self.loss_plot, "discriminator (per step)", PALETTE[4])
-                    self._label_loss_curves("generator (per step)")
+                    self.d_loss = curve(self.loss_plot, "discriminator", PALETTE[4])
+                    self._label_loss_curves("generator")
                 self.d_loss.append(e["step"], e["d_loss"])
             self.lr.append(e["step"], e["lr"])
             if e["samples_per_s"] > 0:
                 self.speed.append(e["step"], e["samples_per_s"])
-            self._last_batch = e  # the progress bar is updated once per drain: setValue repaints at once
+            self._last_batch = e  # the progress bar is updated a few times a second: setValue repaints at once
         elif kind == "layers":
-            for name, v in e["grad_norm"].items():
-                if name in self.grad_series:
-                    self.grad_series[name].append(e["step"], v)
-            for name, v in e["weight_norm"].items():
-                if name in self.weight_series:
-                    self.weight_series[name].append(e["step"], v)
+            self.layer_stats.append(e["step"], e["grad_norm"], e["weight_norm"])
         elif kind == "epoch":
             self.history.append(e)
             if "val_loss" in e:
@@ -449,11 +492,15 @@ class TrainingPanel(QWidget):
             for key, value in e.items():
                 if key.startswith("val_") and key != "val_loss" and isinstance(value, float):
                     if key not in self.metric_series:
-                        color = PALETTE[(len(self.metric_series) + 2) % len(PALETTE)]
-                        self.metric_series[key] = curve(self.metric_plot, key[4:], color, symbol="o")
+                        self.metric_series[key] = self._metric_curve(key[4:], value)
                     self.metric_series[key].append(e["epoch"], value)
         elif kind == "validation":
-            self._show_results(e)
+            if "text" in e:  # every sample of text is kept; the pictures show the latest validation
+                self.generated.appendPlainText(f"--- epoch {e['epoch']} (perplexity "
+                                               f"{e['metrics'].get('perplexity', float('nan')):.2f}) ---\n{e['text']}\n")
+            if "confusion" in e:
+                self.confusion = np.asarray(e["confusion"])
+            self._pending_validation = e
         elif kind == "status":
             self.status.setText("Paused." if e["status"] == "paused" else "Training…")
         elif kind == "log":
@@ -469,6 +516,15 @@ class TrainingPanel(QWidget):
             self.progress.setFormat("failed")
             self.runFinished.emit(self.run_dir or "")
 
+    def _metric_curve(self, name: str, first: float) -> Series:
+        """A metric's curve: on the right axis when its scale is not the bounded one of the metrics
+        already on the left (a perplexity beside an accuracy)."""
+        color = PALETTE[(len(self.metric_series) + 2) % len(PALETTE)]
+        if self.metric_series and self._bounded_metrics and abs(first) > 1.5:
+            return self.metric_plot.right_curve(name, color, symbol="o")
+        self._bounded_metrics = self._bounded_metrics and abs(first) <= 1.5
+        return curve(self.metric_plot, name, color, symbol="o")
+
     def _fill_devices(self, devices: list[dict[str, Any]]) -> None:
         current = self.device.currentData()
         self.device.clear()
@@ -483,91 +539,35 @@ class TrainingPanel(QWidget):
         i = self.device.findData(current)
         self.device.setCurrentIndex(max(0, i))
 
-    def _setup_layers(self, names: list[str]) -> None:
-        self.layer_names = names
-        self.layer_list.blockSignals(True)
-        self.layer_list.clear()
-        for plot in (self.grad_plot, self.weight_plot):
-            plot.clear()
-            plot.addLegend(offset=(-10, 10))
-        self.grad_series = {name: Series(None) for name in names}
-        self.weight_series = {name: Series(None) for name in names}
-        for i, name in enumerate(names):
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if i < 6 else Qt.CheckState.Unchecked)
-            self.layer_list.addItem(item)
-        self.layer_list.blockSignals(False)
-        self._layers_visibility()
+    def _show_validation(self) -> None:
+        """Draw the latest validation's results (confusion matrix, reconstructions, latent codes...)."""
+        e, self._pending_validation = self._pending_validation, None
+        if e is not None:
+            self.results.show_validation(e)
 
-    def _layers_visibility(self) -> None:
-        """Checked layers get curves (made on first use); unchecked ones are hidden."""
-        for i in range(self.layer_list.count()):
-            item = self.layer_list.item(i)
-            on = item.checkState() == Qt.CheckState.Checked
-            name = item.text()
-            for series, plot in ((self.grad_series, self.grad_plot), (self.weight_series, self.weight_plot)):
-                s = series.get(name)
-                if s is None:
-                    continue
-                if on and s.curve is None:
-                    color = PALETTE[i % len(PALETTE)]
-                    s.curve = plot.plot([], [], name=name, pen=pg.mkPen(color))
-                    s.dirty = True
-                if s.curve is not None:
-                    s.curve.setVisible(on)
-                    s.redraw()
-
-    def _show_results(self, e: dict[str, Any]) -> None:
-        """Confusion matrix, predictions vs targets, reconstructions, latent codes or generated text."""
-        self.results_scatter.clear()
-        self.results_image.clear()
-        task = e["task"]
-        # pictures keep square pixels; scatter plots use the whole area
-        self.results_plot.setAspectLocked("generated" in e or task == "reconstruction" or "confusion" in e)
-        if "text" in e:
-            self.generated.appendPlainText(f"--- epoch {e['epoch']} (perplexity {e['metrics']['perplexity']:.2f}) ---\n"
-                                           f"{e['text']}\n")
-        if "generated" in e:
-            self.results_image.setImage(np.flipud(image_grid(np.asarray(e["generated"]), cols=8)).T)
-            self.results_plot.set_title(f"Generated samples, epoch {e['epoch']}")
+    def _confusion_clicked(self, event: Any) -> None:
+        """A left click on a cell of the confusion matrix names its (true, predicted) classes."""
+        cm = self.results_plot.matrix
+        vb = self.results_plot.getPlotItem().getViewBox()
+        if cm is None or event.button() != Qt.MouseButton.LeftButton or not vb.sceneBoundingRect().contains(
+                event.scenePos()):
             return
-        if "latent" in e:
-            pts = np.asarray(e["latent"])
-            labels = np.asarray(e.get("latent_labels", np.zeros(len(pts)))).astype(int)
-            brushes = [pg.mkBrush(PALETTE[i % len(PALETTE)]) for i in labels[: len(pts)]]
-            self.results_scatter.setData(pts[:, 0], pts[:, 1], brush=brushes)
-            self.results_plot.set_title(f"2-D latent codes of validation samples, coloured by class, epoch {e['epoch']}")
-            return
-        if "confusion" in e:
-            cm = np.asarray(e["confusion"], dtype=np.float32)
-            norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-            self.results_image.setImage(norm.T, levels=(0, 1))
-            self.results_plot.set_title(f"Confusion matrix, epoch {e['epoch']} (rows: true, columns: predicted)")
-            self.confusion = cm
-        elif task == "regression":
-            out = np.asarray(e["samples"]["outputs"]).reshape(-1)
-            tgt = np.asarray(e["samples"]["targets"]).reshape(-1)
-            self.results_scatter.setData(tgt, out)
-            self.results_plot.set_title(f"Predictions vs targets, epoch {e['epoch']}")
-        elif task == "reconstruction":
-            inputs = np.asarray(e.get("inputs", []))
-            outs = np.asarray(e["samples"]["outputs"])
-            if len(inputs) and len(outs):
-                k = min(8, len(inputs), len(outs))
-                both = np.concatenate([inputs[:k].reshape(k, -1), outs[:k].reshape(k, -1)])
-                self.results_image.setImage(np.flipud(image_grid(both, cols=k)).T)
-            self.results_plot.set_title(f"Inputs (top) and reconstructions (bottom), epoch {e['epoch']}")
+        p = vb.mapSceneToView(event.scenePos())
+        true, predicted = round(p.y()), round(p.x())  # rows are true classes, columns predicted ones
+        if 0 <= true < len(cm) and 0 <= predicted < len(cm):
+            self.confusionCellClicked.emit(true, predicted)
 
     def _smoothing_changed(self, value: int) -> None:
         self.train_loss.set_smoothing(value / 100.0)
         self.train_loss.redraw()
+        self.loss_plot.refresh_hover()
 
     # ------------------------------------------------------------------ export
     def export_png(self, path: str | Path) -> Path:
         """All four curves in one picture."""
         target = Path(path)
-        self.tabs.widget(0).grab().save(str(target))
+        self.redraw_visible(everything=True)
+        self.curves_grid.grab().save(str(target))
         return target
 
     def export_csv(self, path: str | Path) -> Path:
