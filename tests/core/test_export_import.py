@@ -18,7 +18,7 @@ from workbench.compiler import compile_graph
 from workbench.export.onnx_export import ExportError, export_onnx
 from workbench.export.python_source import export_python
 from workbench.importers.onnx_import import OnnxImportError, import_onnx, write_import
-from workbench.importers.onnx_ops import TARGETS
+from workbench.importers.ops import TARGETS
 from workbench.layers import REGISTRY
 from workbench.project import Project, load_project
 from workbench.shapes import infer
@@ -54,8 +54,8 @@ def test_every_sample_exports_and_verifies(sample: Path, tmp_path: Path) -> None
     for local in (str(Path.home()), str(Path(__file__).resolve().parents[2]), "/tmp/"):
         assert local.encode() not in blob
     # loads with a batch size the exporter never saw
-    x = compiled.example_inputs(batch=13)[0].numpy()
-    outs = run(tmp_path / "m.onnx", x)
+    xs = [x.numpy() for x in compiled.example_inputs(batch=13)]
+    outs = run(tmp_path / "m.onnx", *xs)
     assert len(outs) == len(compiled.outputs) and all(y.shape[0] == 13 for y in outs)
     assert not list(tmp_path.glob("*.data"))  # self-contained
 
