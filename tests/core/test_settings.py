@@ -470,6 +470,80 @@ def _d_steps(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     assert calls == [4 * (2 * 1 + 1), 4 * (2 * 3 + 1)]
 
 
+def _teacher(tmp: Path, name: str, seed: int, hidden: int = 16) -> str:
+    """A trained teacher project (weights beside it) in ``tmp``; returns its file name."""
+    from workbench.project import save_project
+    from workbench.weights import save_weights
+
+    torch.manual_seed(seed)
+    b = GraphBuilder()
+    h = b.layer("ReLU", b.layer("Linear", b.input((8,), name="x"), out_features=hidden, name="t1"))
+    b.output(b.layer("Linear", h, out_features=4, name="t2"))
+    t = project(graph=b.graph, training={"epochs": 2, "seed": seed})
+    trainer = Trainer(t, run_dir=tmp / f"teacher_run_{name}")
+    trainer.run()
+    t.weights = f"{name}.safetensors"
+    save_weights(trainer.model, tmp / t.weights)
+    save_project(t, tmp / f"{name}.json")
+    return f"{name}.json"
+
+
+def student(tmp: Path, **training: Any) -> Project:
+    from workbench.project import save_project
+
+    p = project(training={"task": "distillation", **training})
+    save_project(p, tmp / "student.json")  # teacher paths are relative to the student's folder
+    return p
+
+
+@probe("training", "teacher")
+def _teacher_setting(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    refused(lambda: run(tmp, student(tmp, teacher="")), "teacher")
+    a, b = _teacher(tmp, "a", seed=1), _teacher(tmp, "b", seed=2, hidden=12)
+    wa = run(tmp, student(tmp, teacher=a, alpha=1.0)).weights
+    wb = run(tmp, student(tmp, teacher=b, alpha=1.0)).weights
+    assert differ(wa, wb)
+
+
+@probe("training", "teacher_checkpoint")
+def _teacher_checkpoint(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    from workbench.weights import save_weights
+
+    a = _teacher(tmp, "a", seed=1)
+    torch.manual_seed(5)
+    other = Trainer(project(graph=_teacher_graph()), run_dir=tmp / "other")
+    other.prepare()
+    save_weights(other.model, tmp / "untrained.safetensors")  # same graph, other weights
+    w_own = run(tmp, student(tmp, teacher=a, alpha=1.0)).weights
+    w_other = run(tmp, student(tmp, teacher=a, teacher_checkpoint="untrained.safetensors", alpha=1.0)).weights
+    assert differ(w_own, w_other)
+    refused(lambda: run(tmp, student(tmp, teacher=a, teacher_checkpoint="missing.safetensors")), "missing")
+
+
+def _teacher_graph() -> Graph:
+    b = GraphBuilder()
+    h = b.layer("ReLU", b.layer("Linear", b.input((8,), name="x"), out_features=16, name="t1"))
+    b.output(b.layer("Linear", h, out_features=4, name="t2"))
+    return b.graph
+
+
+@probe("training", "temperature")
+def _temperature(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    a = _teacher(tmp, "a", seed=1)
+    w = [run(tmp, student(tmp, teacher=a, alpha=1.0, temperature=t)).weights for t in (1.0, 8.0)]
+    assert differ(*w)
+
+
+@probe("training", "alpha")
+def _alpha(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    a = _teacher(tmp, "a", seed=1)
+    w = [run(tmp, student(tmp, teacher=a, alpha=x)).weights for x in (0.0, 1.0)]
+    assert differ(*w)
+    # alpha 0 is plain cross-entropy: the same weights as the classification task
+    plain = run(tmp, project(training={"task": "classification"})).weights
+    assert not differ(w[0], plain)
+
+
 # --------------------------------------------------------------------------- the test
 
 FIELDS = [("data", f.name) for f in DATA_FIELDS] + [("training", f.name) for f in TRAINING_FIELDS]
