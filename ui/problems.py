@@ -6,15 +6,17 @@ by that column until "#" is clicked again."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -30,18 +32,62 @@ from .style import icon
 ROLE_NODE = Qt.ItemDataRole.UserRole + 1
 ORDER, NAME = 0, 1  # summary columns: graph order, node name
 MACS, MEMORY, LATENCY = 5, 6, 7  # the cost columns
+SORT_ROLE = Qt.ItemDataRole.UserRole + 2
+SUMMARY_TAB = 1
 
 
-class NumericItem(QTableWidgetItem):
-    """Sorts by its number, not its text."""
+class SummaryModel(QAbstractTableModel):
+    """The summary's rows as plain values: a view asks only for the cells it shows, so a graph of
+    ten thousand nodes fills the table in milliseconds (one widget item per cell took seconds)."""
 
-    def __init__(self, value: float, text: str | None = None) -> None:
-        super().__init__(f"{value:,}" if text is None else text)
-        self.value = value
-        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    HEADERS = ("#", "name", "type", "output shape(s)", "params", "MACs", "memory", "latency")
+    TIPS = {
+        ORDER: "Graph order: where the node runs in the model",
+        MACS: "Multiply-accumulates of one forward pass at the cost batch (View > Cost Bars > Batch Size); "
+              "FLOPs in the tooltip",
+        MEMORY: "The node's outputs at the cost batch",
+        LATENCY: "Median per forward pass, measured by View > Cost Bars > Profile Latency",
+    }
 
-    def __lt__(self, other: QTableWidgetItem) -> bool:
-        return self.value < getattr(other, "value", 0)
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[tuple[str, ...], tuple[Any, ...], str, str]] = []
+        """Per node: the texts, the sort keys, the node id and the MACs tooltip."""
+
+    def set_rows(self, rows: list[tuple[tuple[str, ...], tuple[Any, ...], str, str]]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        texts, keys, nid, tip = self.rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return texts[col]
+        if role == SORT_ROLE:
+            return keys[col]
+        if role == ROLE_NODE:
+            return nid
+        if role == Qt.ItemDataRole.TextAlignmentRole and col not in (NAME, 2, 3):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and col == MACS:
+            return tip
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.TIPS.get(section)
+        return None
 
 
 class ProblemsPanel(QTabWidget):
@@ -61,26 +107,23 @@ class ProblemsPanel(QTabWidget):
         summary = QWidget()
         self.totals = QLabel()
         self.totals.setObjectName("totals")
-        self.table = QTableWidget(0, 8)
-        self.table.setHorizontalHeaderLabels(["#", "name", "type", "output shape(s)", "params", "MACs", "memory",
-                                              "latency"])
-        self.table.horizontalHeaderItem(0).setToolTip("Graph order: where the node runs in the model")
-        self.table.horizontalHeaderItem(MACS).setToolTip("Multiply-accumulates of one forward pass at the cost batch "
-                                                         "(View > Cost Bars > Batch Size); FLOPs in the tooltip")
-        self.table.horizontalHeaderItem(MEMORY).setToolTip("The node's outputs at the cost batch")
-        self.table.horizontalHeaderItem(LATENCY).setToolTip("Median per forward pass, measured by View > Cost Bars > "
-                                                            "Profile Latency")
+        self.model = SummaryModel()
+        self.sorted = QSortFilterProxyModel(self)
+        self.sorted.setSourceModel(self.model)
+        self.sorted.setSortRole(SORT_ROLE)
+        self.table = QTableView()
+        self.table.setModel(self.sorted)
         self.cost_batch = 1
         """The batch size of the cost columns (set by the window's cost view)."""
         self.cost_latency: dict[str, float] = {}
         """Measured median latency per node id (ms), empty until a profile run."""
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.itemClicked.connect(lambda item: self._clicked(self.table.item(item.row(), NAME)))
-        # Sorting on from the start, by graph order: enabling it later sorted by the first column
-        # (the name) and an unsorted refill kept nodes in the order they were added.
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.clicked.connect(self._row_clicked)
+        self._summary_stale = True
+        self.currentChanged.connect(lambda _i: self._summary_stale and self.refresh_summary())
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(ORDER, Qt.SortOrder.AscendingOrder)
         lay = QVBoxLayout(summary)
@@ -125,6 +168,17 @@ class ProblemsPanel(QTabWidget):
         if not n_err and not n_warn:
             self.list.addItem(QListWidgetItem("No problems: the graph compiles."))
 
+        self._summary_stale = True
+        if self.currentIndex() == SUMMARY_TAB:  # filled when shown: a big graph's costs take a while
+            self.refresh_summary()
+
+    def refresh_summary(self) -> None:
+        """Fill the Summary (totals and the per-node table) from the document as it is."""
+        doc = self.doc
+        if doc is None:
+            return
+        self._summary_stale = False
+        si, g = doc.shapes, doc.graph
         total = si.total_params()
         costs = cost_table(g, si, self.cost_batch, int(doc.project.data.get("seq_len", 1)))
         costs.attach(self.cost_latency)
@@ -136,36 +190,33 @@ class ProblemsPanel(QTabWidget):
             f"at batch {self.cost_batch}{latency}"
         )
         by_id = costs.by_id()
-        header = self.table.horizontalHeader()
-        column, order = header.sortIndicatorSection(), header.sortIndicatorOrder()
-        self.table.setSortingEnabled(False)  # filling a sorting table moves rows under the loop
-        self.table.setRowCount(len(g))
         infos = si.all()
+        rows = []
         for row, nid in enumerate(g.topological_order()):
-            node, info = g.nodes[nid], infos[nid]
+            node, info, cost = g.nodes[nid], infos[nid], by_id[nid]
             shapes = ", ".join(fmt_shape(s) for s in info.outputs.values()) or (
                 "error" if info.status == "error" else ("?" if info.status == "unknown" else ""))
-            name_item = QTableWidgetItem(node.name)
-            name_item.setData(ROLE_NODE, node.id)
-            self.table.setItem(row, ORDER, NumericItem(row + 1))
-            self.table.setItem(row, NAME, name_item)
-            self.table.setItem(row, 2, QTableWidgetItem(node.spec.name))
-            self.table.setItem(row, 3, QTableWidgetItem(shapes))
-            self.table.setItem(row, 4, NumericItem(info.params))
-            cost = by_id[nid]
-            macs = NumericItem(cost.macs, format_count(cost.macs))
-            macs.setToolTip(f"{cost.macs:,} MACs, {cost.flops:,} FLOPs")
-            self.table.setItem(row, MACS, macs)
-            self.table.setItem(row, MEMORY, NumericItem(cost.activation_bytes, format_bytes(cost.activation_bytes)))
             ms = cost.latency_ms
-            self.table.setItem(row, LATENCY, NumericItem(ms if ms is not None else -1.0,
-                                                         f"{ms:.3f} ms" if ms is not None else ""))
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(column, order)  # the user's column, graph order unless another was clicked
-        for c in (ORDER, NAME, 2):
-            self.table.resizeColumnToContents(c)
+            texts = (str(row + 1), node.name, node.spec.name, shapes, f"{info.params:,}", format_count(cost.macs),
+                     format_bytes(cost.activation_bytes), f"{ms:.3f} ms" if ms is not None else "")
+            keys = (row + 1, node.name, node.spec.name, shapes, info.params, cost.macs, cost.activation_bytes,
+                    ms if ms is not None else -1.0)
+            rows.append((texts, keys, nid, f"{cost.macs:,} MACs, {cost.flops:,} FLOPs"))
+        self.model.set_rows(rows)  # the proxy keeps the user's sort column: graph order unless another was clicked
+        if len(rows) <= 2000:  # measuring every row's text is the slow part of a huge table
+            for c in (ORDER, NAME, 2):
+                self.table.resizeColumnToContents(c)
 
-    def _clicked(self, item: QListWidgetItem | QTableWidgetItem | None) -> None:
+    def cell(self, row: int, column: int) -> str:
+        """The text shown at ``row``, ``column`` of the Summary, as sorted on screen."""
+        return str(self.sorted.index(row, column).data())
+
+    def _row_clicked(self, index: QModelIndex) -> None:
+        nid = index.data(ROLE_NODE)
+        if nid:
+            self.nodeActivated.emit(nid)
+
+    def _clicked(self, item: QListWidgetItem | None) -> None:
         if item is None:
             return
         nid = item.data(ROLE_NODE)

@@ -92,14 +92,14 @@ def test_summary_has_cost_columns_and_totals(window: Any, qtbot: Any) -> None:
     problems = window.problems
     problems.setCurrentIndex(1)
     t = problems.table
-    headers = [t.horizontalHeaderItem(c).text() for c in range(t.columnCount())]
+    headers = [t.model().headerData(c, Qt.Orientation.Horizontal) for c in range(t.model().columnCount())]
     assert headers[-3:] == ["MACs", "memory", "latency"]
     table = cost_table(window.doc.graph, batch=1)
-    rows = {t.item(r, 1).text(): r for r in range(t.rowCount())}
+    rows = {problems.cell(r, 1): r for r in range(t.model().rowCount())}
     for cost in table.nodes:
-        assert t.item(rows[cost.name], 5).text() == format_count(cost.macs)
-        assert t.item(rows[cost.name], 6).text() == format_bytes(cost.activation_bytes)
-        assert t.item(rows[cost.name], 7).text() == ""  # not profiled
+        assert problems.cell(rows[cost.name], 5) == format_count(cost.macs)
+        assert problems.cell(rows[cost.name], 6) == format_bytes(cost.activation_bytes)
+        assert problems.cell(rows[cost.name], 7) == ""  # not profiled
     totals = problems.totals.text()
     assert f"<b>{format_count(table.macs)}</b> MACs" in totals and "at batch 1" in totals
     header = t.horizontalHeader()
@@ -107,7 +107,7 @@ def test_summary_has_cost_columns_and_totals(window: Any, qtbot: Any) -> None:
                      pos=QPoint(header.sectionViewportPosition(5) + header.sectionSize(5) // 2, header.height() // 2))
     QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton,
                      pos=QPoint(header.sectionViewportPosition(5) + header.sectionSize(5) // 2, header.height() // 2))
-    assert t.item(0, 1).text() in ("block1", "block2")  # sorted by MACs, largest first
+    assert problems.cell(0, 1) in ("block1", "block2")  # sorted by MACs, largest first
 
 
 def test_the_cost_batch_is_typed_and_scales_memory(window: Any, qtbot: Any, asker: Any) -> None:
@@ -131,6 +131,7 @@ def test_the_cost_batch_is_typed_and_scales_memory(window: Any, qtbot: Any, aske
     qtbot.waitUntil(lambda: window.costs.batch == 8)
     tip = hover(window, qtbot, "stem")
     assert format_bytes(eight[stem].activation_bytes) in tip and "batch 8" in tip
+    window.problems.setCurrentIndex(1)  # the Summary fills when shown
     assert "at batch 8" in window.problems.totals.text()
     QTimer.singleShot(300, lambda: type_into_dialog("0"))
     choose(window, qtbot, "batch")
@@ -148,13 +149,14 @@ def test_latency_bars_come_from_a_profile_job_and_an_edit_drops_them(window: Any
     assert g.by_name("conv1").id in measured and max(c[0] for c in measured.values()) == 1.0
     tip = hover(window, qtbot, "conv1")
     assert "Latency</b>" in tip and " ms (median of 20 passes on cpu, batch 1" in tip
-    t = window.problems.table
-    rows = {t.item(r, 1).text(): r for r in range(t.rowCount())}
-    assert t.item(rows["conv1"], 7).text().endswith(" ms")
+    problems = window.problems
+    problems.setCurrentIndex(1)  # the Summary fills when shown
+    rows = {problems.cell(r, 1): r for r in range(problems.table.model().rowCount())}
+    assert problems.cell(rows["conv1"], 7).endswith(" ms")
     assert "measured" in window.problems.totals.text()
     window.doc.undo_stack.push(SetParamsCommand(g, [g.by_name("conv1").id], {"out_channels": 8}))
     assert all(item.cost is None for item in items.values())  # the profile measured another model
-    assert t.item(rows["conv1"], 7).text() == ""
+    assert problems.cell(rows["conv1"], 7) == ""
 
 
 def test_screenshot_of_the_cost_bars(window: Any, qtbot: Any) -> None:
