@@ -316,7 +316,8 @@ class ExplainView(QWidget):
 
             graph = self.doc.project.graph
             outputs = graph.outputs()
-            shape = infer(graph).all()[outputs[0].id].inputs.get("x") if outputs else None
+            shapes = self.doc.shapes if self.doc.graph is graph else infer(graph)  # the editor's: no second pass
+            shape = shapes.info(outputs[0].id).inputs.get("x") if outputs else None
         except WorkbenchError:
             return []
         if not shape or not isinstance(shape[-1], int) or len(shape) not in (2, 3) or shape[-1] > 1000:

@@ -16,6 +16,7 @@ auto-layout, or its undo).
 from __future__ import annotations
 
 import math
+import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -47,6 +48,10 @@ from .wiring import WireDrag
 
 GRID = 20.0
 NO_CONTENTS = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
+ROUTE_AT_OPEN_LIMIT = 1500
+"""Graphs with more nodes open with plain curves and route their wires afterwards, in slices."""
+ROUTE_SLICE_S = 0.02
+"""How long one slice of deferred routing may keep the event loop (a frame and a bit)."""
 REROUTE_REACH = 40.0
 """How near a moved, added or removed node a wire must pass to be routed again."""
 
@@ -115,11 +120,21 @@ class GraphScene(QGraphicsScene):
         self._selected_edges: set[EdgeItem] = set()
         self._selection_pending = False
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        # a huge graph opens with plain curves and routes its wires afterwards, a slice at a time
+        # (a long skip's route looks at every node it passes: thousands of them make opening slow)
+        self._unrouted: list[EdgeItem] = []
+        self._defer_routing = len(self.doc.graph) > ROUTE_AT_OPEN_LIMIT
+        self._route_timer = QTimer(self)
+        self._route_timer.setInterval(0)
+        self._route_timer.timeout.connect(self._route_some)
         with gc_paused():  # tens of thousands of objects that all stay: collections would find nothing
             for node in self.doc.graph:
                 self._add_node_item(node.id)
             for edge in self.doc.graph.edges:
                 self._add_edge_item(edge)
+        self._defer_routing = False
+        if self._unrouted:
+            self._route_timer.start()
         self.graph = self.doc.graph  # the graph this scene mirrors (the document may show another later)
         self.graph.subscribe(self._on_graph_event)
         self.doc.changed.connect(self.refresh)
@@ -160,8 +175,34 @@ class GraphScene(QGraphicsScene):
         self.nodes[edge.dst].edges.add(item)
 
     def _route(self, item: EdgeItem, a: QPointF, b: QPointF) -> list[QPointF] | None:
+        if self._defer_routing:
+            self._unrouted.append(item)
+            return None
         pts = route_wire((a.x(), a.y()), (b.x(), b.y()), self.obstacles, item.edge.src, item.edge.dst, self.direction)
         return [QPointF(x, y) for x, y in pts] if pts else None
+
+    def _route_some(self) -> None:
+        """Route deferred wires for up to ``ROUTE_SLICE_S`` and hand the event loop back."""
+        end = time.perf_counter() + ROUTE_SLICE_S
+        while self._unrouted and time.perf_counter() < end:
+            item = self._unrouted.pop()
+            if item.scene() is self:  # not removed meanwhile
+                item.update_path()
+        if not self._unrouted:
+            self._route_timer.stop()
+
+    @property
+    def routing_pending(self) -> int:
+        """How many wires still wait for their route (a huge graph routes them after opening)."""
+        return len(self._unrouted)
+
+    def finish_routing(self) -> None:
+        """Route every deferred wire now."""
+        self._route_timer.stop()
+        while self._unrouted:
+            item = self._unrouted.pop()
+            if item.scene() is self:
+                item.update_path()
 
     def place(self, item: NodeItem, pos: QPointF) -> None:
         """Show a node item at ``pos`` (as given: the grid snaps what the mouse does, not the
