@@ -11,7 +11,7 @@ run: setup
 	.venv/bin/workbench gui $(SAMPLE)
 
 test: setup
-	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -n auto $(PYTEST_ARGS)
 
 bench: setup
 	QT_QPA_PLATFORM=offscreen .venv/bin/python bench/run_all.py
