@@ -15,6 +15,7 @@ import torch
 from ..compiler import Compiled
 from ..data import load_data
 from ..data.base import Standardize
+from ..onnxrt import cpu_session
 from ..project import Project
 from ..training.tasks import MetricAccumulator, loss_fn, model_inputs
 from .report import CompressError, Measure
@@ -127,14 +128,8 @@ def ort_session(model: bytes | str, threads: int | None) -> Any:
     Raises:
         CompressError: onnxruntime cannot load the model (its first line of explanation).
     """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or 0
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     try:
-        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        return cpu_session(model, threads=threads or 0)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise CompressError(f"onnxruntime cannot load the compressed model: {first}") from None

@@ -28,6 +28,7 @@ from .. import __version__
 from ..compiler import Compiled, compile_graph
 from ..errors import WorkbenchError
 from ..fileio import atomic_write_bytes, refuse_overwriting_inputs
+from ..onnxrt import cpu_session
 from ..project import Project
 from ..weights import apply_state, load_weights, read_checkpoint
 
@@ -70,7 +71,6 @@ class ExportReport:
 @cache
 def onnxruntime_max_opset() -> int:
     """The newest default-domain opset the installed onnxruntime loads (probed once)."""
-    import onnxruntime as ort
 
     for opset in range(onnx.defs.onnx_opset_version(), 6, -1):
         node = onnx.helper.make_node("Identity", ["x"], ["y"])
@@ -80,7 +80,7 @@ def onnxruntime_max_opset() -> int:
         model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
         model.ir_version = min(model.ir_version, 10)
         try:
-            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            cpu_session(model.SerializeToString(), quiet=4)
         except Exception:
             continue
         return opset
@@ -254,7 +254,6 @@ def export_onnx(project: Project, out: str | Path, checkpoint: Path | None = Non
     Raises:
         ExportError: with the reason (and the node, when the exporter names one); nothing is written.
     """
-    import onnxruntime as ort
 
     from .preprocess import describe, input_standardization, with_input_standardization
 
@@ -300,7 +299,7 @@ def export_onnx(project: Project, out: str | Path, checkpoint: Path | None = Non
         blob = model.SerializeToString()
         if verify:
             try:
-                session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+                session = cpu_session(blob)
             except Exception as exc:  # onnxruntime refuses what the exporter wrote
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                 raise ExportError(_locate(compiled, f"onnxruntime cannot load the exported model: {first}")) from None

@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..onnxrt import cpu_session
 from .registry import BATCH, CONST, DATA, SHAPE, Dim, OnnxNode, Value, frozen
 
 #: element types a Constant's tensor reads the same through numpy_helper as through the reference evaluator
@@ -424,15 +425,12 @@ class Model:
             dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
             feeds[vi.name] = np.zeros(dims, dtype)
         try:
-            import onnxruntime as ort
 
             probe = onnx.ModelProto()
             probe.CopyFrom(self.proto)
             probe.graph.output.extend(onnx.helper.make_tensor_value_info(t, self.elems.get(t) or onnx.TensorProto.FLOAT,
                                                                          None) for t in wanted if t not in self.outputs)
-            options = ort.SessionOptions()
-            options.log_severity_level = 4
-            session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            session = cpu_session(probe.SerializeToString(), quiet=4)
             values = session.run(wanted, feeds)
         except Exception:
             return None

@@ -20,6 +20,7 @@ import onnx
 import torch
 
 from ..compiler import compile_graph
+from ..onnxrt import cpu_session
 from .onnx_import import ImportResult, _load_state
 from .report import ATOL, RTOL, CheckReport, Divergence, Probe
 
@@ -35,11 +36,7 @@ class _Reference:
 
     @staticmethod
     def _session(model: onnx.ModelProto) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # old opsets draw warnings on every session
-        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return cpu_session(model.SerializeToString())  # quiet: old opsets draw warnings on every session
 
     def _runner(self, model: onnx.ModelProto) -> tuple[str, Any]:
         errors = []
