@@ -116,6 +116,31 @@ class ConnectCommand(GraphCommand):
         self.graph.disconnect(self.edge)
 
 
+class RewireCommand(GraphCommand):
+    """Take some wires out and put others in, as one step: a wire dropped on a taken input
+    replaces the old one, a wire end dragged to another input re-routes it (or, dropped on
+    nothing, disconnects it), a layer dropped on a wire splits it.
+
+    The caller checks the new wires against the graph as it will be once ``remove`` is gone.
+    """
+
+    def __init__(self, graph: Graph, remove: list[Edge], add: list[Edge], text: str) -> None:
+        super().__init__(graph, text)
+        self.remove, self.add = list(remove), list(add)
+
+    def apply(self) -> None:
+        for e in self.remove:
+            self.graph.disconnect(e)
+        for e in self.add:
+            self.graph.connect(e.src, e.src_port, e.dst, e.dst_port)
+
+    def revert(self) -> None:
+        for e in reversed(self.add):
+            self.graph.disconnect(e)
+        for e in self.remove:
+            self.graph.connect(e.src, e.src_port, e.dst, e.dst_port)
+
+
 class SetParamsCommand(GraphCommand):
     """Change parameters of one or more nodes (multi-selection edits them together).
 

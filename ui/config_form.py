@@ -1,5 +1,8 @@
 """A form for the data or training section, generated from the field declarations
-(the same kind-to-editor table as the inspector); each change is one undo step."""
+(the same kind-to-editor table as the inspector); each change is one undo step.
+
+Only the settings that apply to the chosen dataset, task, optimizer and schedule are shown
+(``workbench.config.applies``); a hidden one keeps its value."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
+from workbench.config import applies, field_label
 from workbench.layers.spec import Param
 
 from .document import Document
@@ -50,7 +54,8 @@ class ConfigForm(QWidget):
         self.section = section
         self.doc: Document | None = None
         self.editors: dict[str, ParamEditor] = {}
-        form = QFormLayout(self)
+        self.labels: dict[str, QLabel] = {}
+        self.form = form = QFormLayout(self)
         for p in fields:
             editor = EDITORS[p.kind](p, self)
             editor.committed.connect(lambda value, merge, key=p.name: self._commit(key, value, merge))
@@ -58,6 +63,7 @@ class ConfigForm(QWidget):
             label.setToolTip(p.doc)
             form.addRow(label, editor)
             self.editors[p.name] = editor
+            self.labels[p.name] = label
 
     def set_document(self, doc: Document) -> None:
         if self.doc is not None:
@@ -84,6 +90,25 @@ class ConfigForm(QWidget):
                 editor.set_value(values[key])
             else:
                 editor.sync(values[key])
+        self.show_applicable()
+
+    def show_applicable(self) -> None:
+        """Show the rows of the settings that apply to the project's configuration (and name
+        them as it does: momentum is beta1 for Adam)."""
+        if self.doc is None:
+            return
+        data, training = self.doc.project.data, self.doc.project.training
+        for key, editor in self.editors.items():
+            field = f"{self.section}.{key}"
+            visible = applies(field, data, training)
+            if visible != self.is_shown(key):
+                self.form.setRowVisible(editor, visible)
+            if visible:
+                self.labels[key].setText(field_label(field, data, training))
+
+    def is_shown(self, key: str) -> bool:
+        """Whether the field's row is shown (whether or not the form itself is on screen)."""
+        return not self.editors[key].isHidden()
 
     def _commit(self, key: str, value: Any, merge: bool = False) -> None:
         if self.doc is None or getattr(self.doc.project, self.section)[key] == value:

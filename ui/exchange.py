@@ -67,11 +67,24 @@ class ExchangeMixin:
 
         if not self.may_replace_document(f"Import {Path(model).name}"):
             return False
-        status, result = run_with_progress(self, "Importing ONNX…", import_job, str(model), str(out))
+        label = "Importing ONNX and checking it against the original…"
+        status, result = run_with_progress(self, label, import_job, str(model), str(out))
+        if status == "ok" and result["status"] == "mismatch":  # nothing written yet: the user decides
+            yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+            answer = self.ask("Imported model differs from the original",
+                              f"{result['report']}\n\nWrite the project anyway?", yes | no,
+                              {yes: "Write anyway", no: "Don't write"})
+            if answer != yes:
+                self.show_message(f"Import of {Path(model).name} cancelled: nothing was written")
+                return False
+            status, result = run_with_progress(self, label, import_job, str(model), str(out), True)
         if status == "ok":
             self.open_path(result["path"], ask_save=False)
             kind = "lossless" if result["lossless"] else "mapped op by op"
-            self.show_message(f"Imported {Path(model).name}: {result['nodes']} nodes ({kind})")
+            checked = "checked against the original" if result["checked"] else "DIFFERS from the original"
+            self.show_message(f"Imported {Path(model).name}: {result['nodes']} nodes ({kind}; {checked})")
+            self.ask("ONNX import checked" if result["checked"] else "ONNX import written despite differences",
+                     result["report"], QMessageBox.StandardButton.Ok)
             return True
         if status == "error":
             self.ask("Import failed", result, QMessageBox.StandardButton.Ok)

@@ -1,5 +1,5 @@
-"""Files: new, open, save, the questions asked before a project is replaced, recent files
-(part of the main window)."""
+"""Files: new, open, save, the questions asked before a project is replaced, recent files,
+and project or ONNX files dropped on the window (part of the main window)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QMimeData, QTimer
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from workbench.errors import ProjectError
@@ -19,6 +21,16 @@ if TYPE_CHECKING:
     from .mainwindow import MainWindow
 
 MAX_RECENT = 10
+#: what a file dropped on the window does, by its suffix
+DROP_KINDS = {".json": "project", ".onnx": "ONNX model"}
+
+
+def dropped_files(mime: QMimeData | None) -> list[Path]:
+    """The local files a drag carries that the window can open (a project or an ONNX model)."""
+    if mime is None or not mime.hasUrls():
+        return []
+    files = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+    return [f for f in files if f.suffix.lower() in DROP_KINDS]
 
 
 class FilesMixin:
@@ -57,6 +69,38 @@ class FilesMixin:
         self._add_recent(project.path)
         self.offer_recovery()
         return True
+
+    # ------------------------------------------------------------------ files dropped on the window
+    def dragEnterEvent(self: MainWindow, event: QDragEnterEvent) -> None:
+        if dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self: MainWindow, event: QDragMoveEvent) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self: MainWindow, event: QDropEvent) -> None:
+        files = dropped_files(event.mimeData())
+        if not files:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        # opened once the drop has returned: the questions asked first (unsaved changes, a running
+        # run) must not block the application the file was dragged from
+        QTimer.singleShot(0, lambda: self.open_dropped(files))
+
+    def open_dropped(self: MainWindow, files: list[Path]) -> bool:
+        """Open a dropped project, or import a dropped ONNX model (asking where to save the project),
+        through the same paths as File > Open and File > Import ONNX."""
+        path = files[0]
+        if len(files) > 1:
+            self.show_message(f"{len(files)} files dropped: opening {path.name} only")
+        if path.suffix.lower() == ".onnx":
+            out, _ = QFileDialog.getSaveFileName(self, "Save the imported project as", str(path.with_suffix(".json")),
+                                                 "Projects (*.json)")
+            return bool(out) and self.import_onnx(path, out)
+        return self.open_path(path)
 
     def may_replace_document(self: MainWindow, action: str) -> bool:
         """Before another project takes the window: what the user typed in a field is committed,

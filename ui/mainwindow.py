@@ -25,6 +25,7 @@ from workbench.project import Project
 
 from .blocks_ui import BlockActions
 from .canvas.editor import CanvasEditor
+from .canvas.reading import ReadingActions
 from .canvas.scene import GraphScene
 from .canvas.view import GraphView
 from .compare import compare_with_dialog
@@ -219,6 +220,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
                                           "Ctrl+L")
         self.act_layout_lr = self._action("Auto-layout &Left to Right", lambda: self.editor.auto_layout("LR"),
                                           "Ctrl+Shift+L")
+        self.reading = ReadingActions(self)  # find, overview map, the layout button, expand all blocks
         for a in (self.act_cut, self.act_copy, self.act_paste, self.act_duplicate, self.act_delete,
                   self.act_select_all, self.act_rename):
             a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -263,6 +265,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_grid, self.act_snap, None,
                   self.act_layout_tb, self.act_layout_lr, None):
             m.addSeparator() if a is None else m.addAction(a)
+        self.reading.add_to_menu(m)
         m.addMenu(self.costs.menu)
         m.addSeparator()
         for dock in (self.palette_dock, self.inspector_dock, self.setup_dock, self.problems_dock, self.training_dock,
@@ -288,8 +291,11 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         run_menu.addAction(self.act_stop)
         self.act_explain = run_menu.addAction("&Explain Predictions…", self.show_explain)
         for a in (self.act_new, self.act_open, self.act_save, None, self.act_undo, self.act_redo, None,
-                  self.act_fit, self.act_layout_tb, None, self.act_train, self.act_stop):
-            tb.addSeparator() if a is None else tb.addAction(a)
+                  self.act_fit, self.reading.layout, None, self.act_train, self.act_stop):
+            if a is self.reading.layout:
+                self.reading.add_to_toolbar(tb)
+            else:
+                tb.addSeparator() if a is None else tb.addAction(a)
         tb.addSeparator()
         self.graph_combo = QComboBox()
         self.graph_combo.setToolTip("Which graph of the project is on the canvas (a GAN has two)")

@@ -6,6 +6,7 @@ expected a positive int, got 0``), defaults, the CLI and the GUI's editors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .layers.spec import BoolParam, ChoiceParam, FloatParam, IntParam, Param, ParamValueError, StrParam
@@ -59,8 +60,10 @@ TRAINING_FIELDS: tuple[Param, ...] = (
     ChoiceParam(
         "task",
         "classification",
-        "decides the loss and metrics (seq2seq: two Inputs, the source and the shifted target token ids)",
-        choices=("classification", "regression", "reconstruction", "language_model", "adversarial", "seq2seq"),
+        "decides the loss and metrics (seq2seq: two Inputs, the source and the shifted target token ids; "
+        "distillation: classification taught by a trained teacher, see teacher)",
+        choices=("classification", "regression", "reconstruction", "language_model", "adversarial", "seq2seq",
+                 "distillation"),
     ),
     ChoiceParam("optimizer", "adam", "update rule", choices=("sgd", "adam", "adamw", "rmsprop")),
     FloatParam("lr", 1e-3, "learning rate", minimum=0.0, maximum=10.0),
@@ -87,6 +90,13 @@ TRAINING_FIELDS: tuple[Param, ...] = (
     FloatParam("d_lr_scale", 1.0, "adversarial: the discriminator's learning rate = lr x this (e.g. 4 for "
                "two time-scale updates)", minimum=0.0, maximum=100.0),
     IntParam("d_steps", 1, "adversarial: discriminator steps per generator step", minimum=1, maximum=20),
+    StrParam("teacher", "", "distillation: the trained teacher project (.json; beside this project, or absolute)"),
+    StrParam("teacher_checkpoint", "", "distillation: the teacher's weights or checkpoint (.safetensors; empty: "
+             "the teacher project's weights file)"),
+    FloatParam("temperature", 4.0, "distillation: softens both models' predictions (logits / T) before comparing "
+               "them", minimum=0.05, maximum=100.0),
+    FloatParam("alpha", 0.5, "distillation: the weight of the teacher's soft targets (KL x T²); 1 - alpha goes to "
+               "the labels' cross-entropy", minimum=0.0, maximum=1.0),
 )
 
 
@@ -159,3 +169,55 @@ def default_data() -> dict[str, Any]:
 
 def default_training() -> dict[str, Any]:
     return validate_section(TRAINING_FIELDS, {})
+
+
+# --------------------------------------------------------------------------- which settings apply
+
+#: the sources that read ``data.path`` (text falls back to a built-in text without one)
+PATH_DATASETS = ("csv", "image_folder", "idx", "torchvision", "text")
+#: the sources whose size ``data.num_samples`` sets
+SIZED_DATASETS = ("synthetic_blobs", "synthetic_regression", "synthetic_sequence", "numbers_to_words")
+#: optimizers whose ``momentum`` setting is Adam's beta1 (see ``training.engine._optimizer``)
+BETA1_OPTIMIZERS = ("adam", "adamw")
+
+Rule = Callable[[dict[str, Any], dict[str, Any]], bool]
+"""(data, training) -> whether a setting applies."""
+
+#: When a setting does something: ``"section.name" -> rule(data, training)``.  A setting not
+#: listed always applies.  A setting whose value the configuration refuses (see
+#: :func:`cross_check`) applies too, so the form shows it where the user can fix it.
+APPLIES: dict[str, Rule] = {
+    "data.path": lambda d, t: d["dataset"] in PATH_DATASETS,
+    "data.name": lambda d, t: d["dataset"] == "torchvision",
+    "data.target_column": lambda d, t: d["dataset"] == "csv",
+    "data.image_size": lambda d, t: d["dataset"] == "image_folder",
+    "data.grayscale": lambda d, t: d["dataset"] == "image_folder",
+    "data.augment": lambda d, t: d["dataset"] in IMAGE_DATASETS or d["augment"] != "none",
+    "data.num_samples": lambda d, t: d["dataset"] in SIZED_DATASETS,
+    "data.seq_len": lambda d, t: d["dataset"] == "text",
+    "training.nesterov": lambda d, t: t["optimizer"] == "sgd" or bool(t["nesterov"]),
+    "training.step_size": lambda d, t: t["schedule"] == "step",
+    "training.gamma": lambda d, t: t["schedule"] in ("step", "plateau"),
+    "training.top_k": lambda d, t: t["task"] in ("classification", "distillation"),
+    "training.precision": lambda d, t: t["task"] != "adversarial" or t["precision"] != "fp32",
+    "training.d_lr_scale": lambda d, t: t["task"] == "adversarial",
+    "training.d_steps": lambda d, t: t["task"] == "adversarial",
+    "training.teacher": lambda d, t: t["task"] == "distillation",
+    "training.teacher_checkpoint": lambda d, t: t["task"] == "distillation",
+    "training.temperature": lambda d, t: t["task"] == "distillation",
+    "training.alpha": lambda d, t: t["task"] == "distillation",
+}
+
+
+def applies(field: str, data: dict[str, Any], training: dict[str, Any]) -> bool:
+    """Whether the setting ``field`` (``"data.path"``, ``"training.momentum"``) does anything in this
+    configuration (validated sections).  A form hides the others and keeps their values."""
+    rule = APPLIES.get(field)
+    return True if rule is None else bool(rule(data, training))
+
+
+def field_label(field: str, data: dict[str, Any], training: dict[str, Any]) -> str:
+    """The name a form shows for ``field`` in this configuration (momentum is Adam's beta1)."""
+    if field == "training.momentum" and training["optimizer"] in BETA1_OPTIMIZERS:
+        return "beta1"
+    return field.split(".", 1)[1].replace("_", " ")

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import networkx as nx
 
@@ -29,9 +29,6 @@ from .errors import (
 )
 from .layers import REGISTRY, LayerSpec, ParamValueError
 from .textcheck import text_problem
-
-if TYPE_CHECKING:
-    from .blocks import BlockLibrary
 
 
 class SpecSource(Protocol):
@@ -123,7 +120,7 @@ class Graph:
     outputs and makes every derived listing deterministic.
     """
 
-    def __init__(self, library: BlockLibrary | None = None) -> None:
+    def __init__(self, library: SpecSource | None = None) -> None:
         self.library = library
         """The project's blocks; a graph without one holds catalogue layers only."""
         self._nodes: dict[str, Node] = {}

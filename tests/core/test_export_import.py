@@ -18,7 +18,7 @@ from workbench.compiler import compile_graph
 from workbench.export.onnx_export import ExportError, export_onnx
 from workbench.export.python_source import export_python
 from workbench.importers.onnx_import import OnnxImportError, import_onnx, write_import
-from workbench.importers.onnx_ops import TARGETS
+from workbench.importers.ops import TARGETS
 from workbench.layers import REGISTRY
 from workbench.project import Project, load_project
 from workbench.shapes import infer

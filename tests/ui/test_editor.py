@@ -12,6 +12,8 @@ from tests.ui.conftest import CNN, SAMPLES, drag, drop_layer, graph_json, node_p
 
 
 def add_by_drop(window, layer: str, at: QPoint) -> str:
+    """A drop with nothing selected (a drop while one node is selected connects after it)."""
+    window.scene.clearSelection()
     before = set(window.doc.graph.nodes)
     drop_layer(window, layer, at)
     (new,) = set(window.doc.graph.nodes) - before
@@ -55,8 +57,9 @@ def test_an_invalid_connection_is_refused_with_a_reason(window) -> None:
     drag(vp, port_point(window, c, "y", True), port_point(window, b, "x", False))
     assert len(window.doc.graph.edges) == 2
     assert "cycle" in window.statusBar().currentMessage()
-    # input to input is refused too
-    drag(vp, port_point(window, b, "x", False), port_point(window, c, "x", False))
+    # input to input is refused too (from a free input: a taken one lifts its wire to re-route it)
+    d = add_by_drop(window, "ReLU", QPoint(560, 300))
+    drag(vp, port_point(window, d, "x", False), port_point(window, c, "x", False))
     assert "Cannot connect two inputs" in window.statusBar().currentMessage()
 
 
@@ -204,7 +207,7 @@ def test_palette_search_and_enter_adds_after_the_selection(window) -> None:
     QTest.keyClick(window.palette.search, Qt.Key.Key_Return)
     new = g.by_name("softmax1")
     assert any(e.src == classifier and e.dst == new.id for e in g.edges)
-    assert window.doc.undo_stack.undoText() == "Add Softmax"
+    assert window.doc.undo_stack.undoText() == "Add Softmax after classifier"
 
 
 def test_rename_in_place(window) -> None:

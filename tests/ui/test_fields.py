@@ -165,32 +165,34 @@ def test_arrow_steps_store_at_once_and_one_gesture_is_one_undo_step(window) -> N
 
 def test_the_wheel_over_unfocused_fields_scrolls_the_panel_and_changes_nothing(window) -> None:
     window.resize(1280, 800)
-    seq_len, dataset = field(window, "data", "seq_len"), field(window, "data", "dataset")
+    batch, dataset = field(window, "data", "batch_size"), field(window, "data", "dataset")
     window.view.setFocus()
     bar = window.setup.verticalScrollBar()
     assert bar.maximum() > 0, "the set-up panel should need scrolling at this size"
     stack, data = window.doc.undo_stack, window.doc.project.data
     count = stack.count()
-    wheel(seq_len.widget)
+    wheel(batch.widget)
     wheel(dataset.widget)
-    assert data["seq_len"] == 32 and seq_len.widget.text() == "32"
+    assert data["batch_size"] == 64 and batch.widget.text() == "64"
     assert data["dataset"] == "digits" and dataset.widget.currentText() == "digits"
     assert stack.count() == count
     assert bar.value() > 0  # the panel scrolled instead
     # once the user clicks into the field, the wheel steps it (one undo step for the gesture)
-    click_into(seq_len.widget)
-    wheel(seq_len.widget, notches=1)
-    wheel(seq_len.widget, notches=1)
-    assert data["seq_len"] == 34 and stack.count() == count + 1
+    click_into(batch.widget)
+    wheel(batch.widget, notches=1)
+    wheel(batch.widget, notches=1)
+    assert data["batch_size"] == 66 and stack.count() == count + 1
 
 
 def test_the_wheel_over_an_unfocused_plot_scrolls_and_keeps_auto_range(window, qtbot) -> None:
     window.resize(1280, 800)
     window.show_training()
+    # a dock too short for the plots (at 1280x800 they fit): the plots scroll, the run controls stay
+    window.resizeDocks([window.training_dock], [230], Qt.Orientation.Vertical)
     plot = window.training.loss_plot
-    qtbot.waitUntil(lambda: plot.isVisible())
-    area = window.training_dock.widget()
+    area = window.training.curves_area
     bar = area.verticalScrollBar()
+    qtbot.waitUntil(lambda: plot.isVisible() and bar.maximum() > 0)
     window.view.setFocus()
     assert auto_ranging(plot)
     wheel(plot.viewport())
@@ -198,7 +200,7 @@ def test_the_wheel_over_an_unfocused_plot_scrolls_and_keeps_auto_range(window, q
     assert bar.maximum() > 0 and bar.value() > 0  # the dashboard scrolled instead
     # the wheel over a preview plot in the set-up panel scrolls the panel too
     preview = window.setup.preview.balance
-    field(window, "data", "seq_len")
+    field(window, "data", "batch_size")
     setup_bar = window.setup.verticalScrollBar()
     before = setup_bar.value()
     wheel(preview.viewport())

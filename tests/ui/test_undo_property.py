@@ -22,6 +22,7 @@ from PySide6.QtCore import QPointF
 from ui.canvas.editor import CanvasEditor
 from ui.canvas.scene import GraphScene
 from ui.canvas.view import GraphView
+from ui.canvas.wiring import cycle_reason
 from ui.commands import (
     ConnectCommand,
     GroupCommand,
@@ -29,6 +30,7 @@ from ui.commands import (
     MoveNodesCommand,
     RemoveNodesCommand,
     RenameCommand,
+    RewireCommand,
     SetParamsCommand,
     UngroupCommand,
 )
@@ -60,6 +62,12 @@ op = st.one_of(
     st.tuples(st.just("ungroup"), st.integers(0, 10_000)),
     st.tuples(st.just("unique"), st.integers(0, 10_000)),
     st.tuples(st.just("inner"), st.integers(0, 10_000), st.integers(0, 10_000)),
+    # the quick gestures: a drop on a wire, a drop after the selected node, a wire onto a taken input,
+    # a wire end moved to another input or off it
+    st.tuples(st.just("insert"), st.sampled_from(LAYERS), st.integers(0, 10_000)),
+    st.tuples(st.just("after"), st.sampled_from(LAYERS), st.integers(0, 10_000)),
+    st.tuples(st.just("replace"), st.integers(0, 10_000), st.integers(0, 10_000)),
+    st.tuples(st.just("reroute"), st.integers(0, 10_000), st.integers(0, 10_000), st.booleans()),
 )
 
 
@@ -127,6 +135,36 @@ def apply(editor: CanvasEditor, doc: Document, action: tuple) -> None:
         blocks = [n for n in ids if g.nodes[n].is_block]
         if blocks:
             stack.push(MakeUniqueCommand(MakeUnique(g, blocks[action[1] % len(blocks)])))
+    elif kind == "insert":
+        if g.edges:
+            edge = g.edges[action[2] % len(g.edges)]
+            pos = g.nodes[edge.dst].position
+            editor.insert_on_wire(action[1], QPointF(pos[0] + 30, pos[1] - 40), edge)
+    elif kind == "after":
+        editor.scene.select_nodes([ids[action[2] % len(ids)]])
+        editor.add_layer(action[1], QPointF(400, 400))
+    elif kind == "replace":
+        taken = [e for e in g.edges]
+        src = g.nodes[ids[action[1] % len(ids)]]
+        if taken and src.output_ports:
+            old = taken[action[2] % len(taken)]
+            new = Edge(src.id, src.output_ports[0], old.dst, old.dst_port)
+            if new != old and cycle_reason(g, src.id, old.dst) is None:
+                stack.push(RewireCommand(g, [old], [new], "Replace"))
+    elif kind == "reroute":
+        if g.edges:
+            picked = g.edges[action[1] % len(g.edges)]
+            if action[3]:  # off the input, onto nothing
+                stack.push(RewireCommand(g, [picked], [], "Disconnect"))
+            else:
+                dst = g.nodes[ids[action[2] % len(ids)]]
+                if dst.input_ports:
+                    port = dst.input_ports[action[2] % len(dst.input_ports)]
+                    taken = g.edge_into(dst.id, port)
+                    if (dst.id, port) != (picked.dst, picked.dst_port) and cycle_reason(g, picked.src, dst.id) is None:
+                        remove = [picked] + ([taken] if taken is not None else [])
+                        new = Edge(picked.src, picked.src_port, dst.id, port)
+                        stack.push(RewireCommand(g, remove, [new], "Reconnect"))
     elif kind == "inner":
         defs = list(doc.project.blocks)
         if defs:
@@ -143,6 +181,10 @@ def apply(editor: CanvasEditor, doc: Document, action: tuple) -> None:
 @example(sample=RESNET, actions=[("unique", 0), ("inner", 1, 0)])
 # the same with a ready block dropped from the palette (its redo re-created the block too)
 @example(sample=CNN, actions=[("add", "ready:ResBlock", 0, 0), ("inner", 0, 0)])
+# every quick gesture at least once, a ready block into a wire among them
+@example(sample=RESNET, actions=[("insert", "ReLU", 3), ("replace", 0, 5), ("reroute", 2, 7, False),
+                                 ("reroute", 1, 0, True), ("after", "Dropout", 4), ("insert", "ready:ResBlock", 6),
+                                 ("layout",), ("insert", "Add", 2)])
 def test_random_edits_undo_to_the_start_and_redo_to_the_end(qtbot, sample, actions) -> None:
     doc = Document(load_project(sample))  # the ResNet starts with blocks to ungroup and edit inside
     scene = GraphScene(doc)

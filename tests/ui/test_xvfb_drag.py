@@ -57,3 +57,18 @@ def test_real_drag_from_palette_to_canvas(xvfb_display: str, entry: str, node_ty
     (x, y), (dx, dy) = result["position"], result["drop_scene"]
     assert abs(x + 95 - dx) <= 30 and abs(y + 33 - dy) <= 30, result
     assert r.returncode == 0
+
+
+@pytest.mark.xvfb
+def test_real_drag_from_palette_onto_a_wire_inserts_the_layer(xvfb_display: str) -> None:
+    env = {**os.environ, "DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, str(SCRIPT), "Dropout", "Dropout", "wire"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines, f"no result; stdout={r.stdout[-2000:]} stderr={r.stderr[-2000:]}"
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert result["nodes"] == ["Dropout"], result
+    # the wire split: conv1 -> dropout1 -> bn1, one undo step
+    assert result["wires"] == [["conv1", "dropout1"], ["dropout1", "bn1"]], result
+    assert result["undo"] == "Insert Dropout between conv1 and bn1", result
+    assert r.returncode == 0

@@ -5,6 +5,7 @@ ungroup, auto-layout."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QGuiApplication
@@ -14,6 +15,7 @@ from workbench.block_io import library_from_dict, plan_merge, retyped
 from workbench.errors import ProjectError, WorkbenchError
 from workbench.graph import Edge
 from workbench.grouping import Grouping, Ungrouping
+from workbench.layers.spec import LayerSpec
 from workbench.layout import auto_layout
 from workbench.project import graph_from_dict, parse_json
 from workbench.ready_blocks import ready_catalogue
@@ -27,6 +29,7 @@ from ..commands import (
     PasteCommand,
     RemoveNodesCommand,
     RenameCommand,
+    RewireCommand,
     UngroupCommand,
 )
 from ..document import Document
@@ -47,7 +50,9 @@ class CanvasEditor(QObject):
         super().__init__(parent)
         self.view = view
         self._rename_edit: QLineEdit | None = None
-        view.layerDropped.connect(lambda layer, pos: self.add_layer(layer, pos, connect=False))
+        # a drop connects after the single selected node, or splits the wire it lands on
+        view.layerDropped.connect(lambda layer, pos: self.add_layer(layer, pos))
+        view.layerDroppedOnWire.connect(self.insert_on_wire)
 
     @property
     def scene(self) -> GraphScene:
@@ -58,36 +63,47 @@ class CanvasEditor(QObject):
         return self.scene.doc
 
     # ------------------------------------------------------------------ add
-    def add_layer(self, type_id: str, pos: QPointF | None = None, connect: bool = True) -> str | None:
-        """Add a layer or block at ``pos`` (default: the view's centre); with ``connect``, wire
-        it after the single selected node when both have a port for it.  A ready block
-        (``ready:<id>``) is first copied into the project, in the same undo step.
-        Returns the new id (None when the block cannot go here)."""
+    def _resolve(self, type_id: str) -> tuple[str, str, dict[str, Any], LayerSpec] | None:
+        """A palette entry as (type id, display name, blocks to copy in first, its declaration);
+        None, with a message, when it cannot go into the graph on the canvas."""
         g = self.doc.graph
-        stack = self.doc.undo_stack
-        blocks = {}
+        blocks: dict[str, Any] = {}
         if type_id.startswith(READY_PREFIX):
             ready = type_id[len(READY_PREFIX):]
             mapping, blocks = plan_merge(ready_catalogue(), [ready], self.doc.project.blocks)
             type_id, name = mapping[ready], ready_catalogue().defs[ready].name
+            spec = ready_catalogue().defs[ready].spec() if blocks else g.spec_of(type_id)
         else:
-            name = g.spec_of(type_id).name
+            spec = g.spec_of(type_id)
+            name = spec.name
         try:
             if type_id not in blocks:  # (a block about to be added cannot contain this graph)
                 g.check_add(type_id)  # e.g. a block dropped into its own inside
         except WorkbenchError as exc:
             self.message.emit(f"Cannot add {name}: {exc}")
             return None
+        return type_id, name, blocks, spec
+
+    def add_layer(self, type_id: str, pos: QPointF | None = None, connect: bool = True) -> str | None:
+        """Add a layer or block at ``pos`` (default: the view's centre); with ``connect``, wire
+        it after the single selected node when both have a port for it.  A ready block
+        (``ready:<id>``) is first copied into the project, in the same undo step.
+        Returns the new id (None when the block cannot go here)."""
+        resolved = self._resolve(type_id)
+        if resolved is None:
+            return None
+        type_id, name, blocks, spec = resolved
+        g = self.doc.graph
+        stack = self.doc.undo_stack
         selected = self.scene.selected_node_ids()
-        stack.beginMacro(f"Add {name}")
-        if blocks:
-            stack.push(AddBlocksCommand(self.doc.project.blocks, blocks, f"Add block {name}"))
-        spec = g.spec_of(type_id)
         after = None
         if connect and len(selected) == 1 and spec.input_ports(spec.defaults()):
             prev = g.nodes[selected[0]]
             if prev.output_ports:
                 after = prev
+        stack.beginMacro(f"Add {name}" + (f" after {after.name}" if after is not None else ""))
+        if blocks:
+            stack.push(AddBlocksCommand(self.doc.project.blocks, blocks, f"Add block {name}"))
         if pos is None:
             if after is not None:
                 pos = QPointF(after.position[0], after.position[1] + NODE_H + 3 * GRID)
@@ -97,16 +113,83 @@ class CanvasEditor(QObject):
         add = AddNodeCommand(g, type_id, (pos.x(), pos.y()))
         stack.push(add)
         assert add.node_id is not None
-        if after is not None:
+        if after is not None:  # a new node's free input, from an existing node: no cycle, no taken port
             port = g.nodes[add.node_id].input_ports[0]
-            reason = g.can_connect(after.id, after.output_ports[0], add.node_id, port)
-            if reason is None:
-                stack.push(ConnectCommand(g, Edge(after.id, after.output_ports[0], add.node_id, port)))
+            stack.push(ConnectCommand(g, Edge(after.id, after.output_ports[0], add.node_id, port)))
         stack.endMacro()
         self.scene.select_nodes([add.node_id])
         self.view.update_scene_rect()
-        self.message.emit(f"Added {g.nodes[add.node_id].name}")
+        self.message.emit(f"Added {g.nodes[add.node_id].name}" + (f" after {after.name}" if after else ""))
         return add.node_id
+
+    def insert_on_wire(self, type_id: str, pos: QPointF, edge: Edge) -> str | None:
+        """Drop a layer or block on a wire: the wire splits into source -> new node -> destination
+        (the new node's first input and first output: its main ones), and the nodes downstream
+        move along when there is no room between the two, all in one undo step.  A layer with no
+        input or no output (an Input, an Output) is added beside the wire, with a message."""
+        entry = type_id
+        resolved = self._resolve(type_id)
+        if resolved is None:
+            return None
+        type_id, name, blocks, spec = resolved
+        g = self.doc.graph
+        params = spec.defaults()
+        if edge not in g.edges or not spec.input_ports(params) or not spec.output_ports(params):
+            nid = self.add_layer(entry, pos, connect=False)
+            if nid is not None and edge in g.edges:
+                self.message.emit(f"{name} has no {'input' if not spec.input_ports(params) else 'output'}: "
+                                  "it cannot go into a wire, so it was added beside it")
+            return nid
+        a, b = g.nodes[edge.src].name, g.nodes[edge.dst].name
+        place, moves = self._insertion_place(edge, self.scene.snap(pos))
+        stack = self.doc.undo_stack
+        text = f"Insert {name} between {a} and {b}"
+        stack.beginMacro(text)
+        if blocks:
+            stack.push(AddBlocksCommand(self.doc.project.blocks, blocks, f"Add block {name}"))
+        if moves:
+            stack.push(MoveNodesCommand(g, moves, f"Make room after {a}"))
+        add = AddNodeCommand(g, type_id, (place.x(), place.y()))
+        stack.push(add)
+        nid = add.node_id
+        assert nid is not None
+        new = g.nodes[nid]
+        wires = [Edge(edge.src, edge.src_port, nid, new.input_ports[0]),
+                 Edge(nid, new.output_ports[0], edge.dst, edge.dst_port)]
+        stack.push(RewireCommand(g, [edge], wires, text))
+        stack.endMacro()
+        self.scene.select_nodes([nid])
+        self.view.update_scene_rect()
+        self.message.emit(f"Inserted {new.name} between {a} and {b}")
+        return nid
+
+    def _insertion_place(self, edge: Edge, drop: QPointF) -> tuple[QPointF, dict[str, Any]]:
+        """Where a node inserted into ``edge`` goes, and which nodes move to make room for it.
+
+        Along the flow (down, or right for a left-to-right graph): when the new node fits
+        between the wire's two nodes it stays where it was dropped, kept clear of both; else it
+        takes the destination's place and the destination with everything below it moves one
+        step (the distance between the two), so a chain keeps its spacing.
+        """
+        g = self.doc.graph
+        src, dst = g.nodes[edge.src].position, g.nodes[edge.dst].position
+        flow = 0 if self.scene.direction == "LR" else 1
+        size = (NODE_W, NODE_H)[flow]
+        step = dst[flow] - src[flow]
+        along = drop.y() if flow else drop.x()
+        if step >= 2 * size + 2 * GRID:  # room between them
+            lo, hi = src[flow] + size + GRID, dst[flow] - size - GRID
+            along = min(max(along, lo), hi)
+            place = QPointF(drop.x(), along) if flow else QPointF(along, drop.y())
+            return self.scene.snap(place), {}
+        if step <= 0:  # the wire runs against the flow: no order to keep
+            return drop, {}
+        place = QPointF(dst[0], dst[1])
+        moves = {}
+        for nid in {edge.dst} | g.descendants(edge.dst):
+            old = g.nodes[nid].position
+            moves[nid] = (old, (old[0], old[1] + step) if flow else (old[0] + step, old[1]))
+        return place, moves
 
     # ------------------------------------------------------------------ delete
     def delete_selection(self) -> None:

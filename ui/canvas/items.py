@@ -53,7 +53,7 @@ FULL_ZOOM = 10.0 / TEXT_PX
 """From this zoom up every line of the full face is at least 10 px tall on screen."""
 READABLE_PX = 10.5
 """On-screen size of the compact face's smaller type (and the least its name is given)."""
-NAME_TARGET_PX = 15.0
+NAME_TARGET_PX = 17.0
 """On-screen size the compact face's name aims for (less when the name is long)."""
 NAME_MAX_PX = 44.0
 """The largest name the box holds (scene pixels): one line in a 66 px box."""
@@ -160,10 +160,7 @@ class PortItem:
             self.node_item.update()
 
 
-_POSITION_CHANGE = QGraphicsItem.GraphicsItemChange.ItemPositionChange  # (an enum's attribute costs a lookup a call)
-_POSITION_CHANGED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
-_NODE_FLAGS = (QGraphicsItem.GraphicsItemFlag.ItemIsMovable | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-               | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+_NODE_FLAGS = QGraphicsItem.GraphicsItemFlag.ItemIsMovable | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
 
 
 class NodeItem(QGraphicsItem):
@@ -174,6 +171,10 @@ class NodeItem(QGraphicsItem):
     block's inside (``ui.canvas.expand``); its output ports move to the frame's far edge.
     Items of an expanded inside are built with ``interactive=False`` and ``owner_id`` set
     to the block node's id.
+
+    A node has no ``itemChange``: Qt calls it for every change of every item (a Python call each,
+    six per node just to build a scene).  The scene snaps dragged nodes and moves their wires
+    (:meth:`GraphScene.place`); code that moves a node item goes through it too.
     """
 
     def __init__(self, node_id: str, category: str, colors: CanvasColors,
@@ -387,7 +388,7 @@ class NodeItem(QGraphicsItem):
     def _compact_face(self, lod: float) -> list[TextRun]:
         if NAME_MAX_PX * lod < SHAPES_ONLY_PX or not self.title:
             return []
-        room = NODE_W - 22 - (26 if self.is_block else 0)
+        room = NODE_W - 22 - (26 if self._chevron_shown(lod) else 0)
         detail = bool(self.subtitle) and lod >= DETAIL_ZOOM
         detail_px = READABLE_PX / lod
         cap = NAME_MAX_PX if not detail else min(NAME_MAX_PX, (NODE_H - 8 - detail_px * 1.2) / 1.2)
@@ -399,7 +400,8 @@ class NodeItem(QGraphicsItem):
             if name_m.horizontalAdvance(self.title) <= room:
                 break
         left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
-        name = name_m.elidedText(self.title, Qt.TextElideMode.ElideRight, room)
+        # cut in the middle: names that differ, differ at the end as often as at the start (layer3_5)
+        name = name_m.elidedText(self.title, Qt.TextElideMode.ElideMiddle, room)
         if not detail:
             return [TextRun("name", QRectF(14, 0, room, NODE_H), left, name_font, "text", name)]
         name_h, detail_h = px * 1.2, detail_px * 1.2
@@ -483,10 +485,14 @@ class NodeItem(QGraphicsItem):
             r = PORT_R + (2 if ok else 0)
             painter.drawEllipse(p._pos, r, r)
 
+    def _chevron_shown(self, lod: float) -> bool:
+        """Whether the expand/collapse chevron is drawn (and clickable) at zoom ``lod``."""
+        return self.is_block and self.interactive and self.chevron_rect().height() * lod >= 6
+
     def _paint_chevron(self, painter: QPainter, lod: float) -> None:
-        r = self.chevron_rect()
-        if r.height() * lod < 6:
+        if not self._chevron_shown(lod):
             return
+        r = self.chevron_rect()
         cx, cy, s = r.center().x(), r.center().y(), 5.0
         if self.frame_size is None:  # collapsed: pointing at the inside it can show
             tri = QPolygonF([QPointF(cx - s * 0.6, cy - s), QPointF(cx + s * 0.9, cy), QPointF(cx - s * 0.6, cy + s)])
@@ -497,17 +503,6 @@ class NodeItem(QGraphicsItem):
         painter.drawPolygon(tri)
 
     # ------------------------------------------------------------------ events
-    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
-        if change == _POSITION_CHANGE and self.scene() is not None:
-            return self.scene().snap(value)  # type: ignore[union-attr]
-        if change == _POSITION_CHANGED:
-            moved = getattr(self.scene(), "node_moved", None)
-            if moved is not None:
-                moved(self)  # the routing index first: the wires below route around the new place
-            for e in self.edges:
-                e.update_path()
-        return super().itemChange(change, value)
-
     def hoverMoveEvent(self, event: Any) -> None:
         if self.interactive and self.port_at(event.scenePos()) is not None:
             self.setCursor(Qt.CursorShape.CrossCursor)

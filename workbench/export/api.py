@@ -26,9 +26,16 @@ def python_job(project_json: str, project_path: str | None, out: str) -> dict[st
     return {"text": f"wrote {r.source} (class {r.class_name}) and {r.weights.name}", "path": str(r.source)}
 
 
-def import_job(model: str, out: str) -> dict[str, Any]:
+def import_job(model: str, out: str, allow_mismatch: bool = False) -> dict[str, Any]:
+    """Import ``model``, check it against the original, and write it to ``out`` when it matches
+    (or ``allow_mismatch``).  ``status`` is ``"written"``, or ``"mismatch"`` with nothing written."""
     from ..importers.onnx_import import import_onnx, write_import
+    from ..importers.selfcheck import check_import
 
     result = import_onnx(model)
+    report = check_import(result)
+    if not report.ok and not allow_mismatch:
+        return {"status": "mismatch", "report": report.text(), "summary": report.summary()}
     path = write_import(result, out)
-    return {"path": str(path), "lossless": result.lossless, "nodes": len(result.project.graph)}
+    return {"status": "written", "path": str(path), "lossless": result.lossless, "nodes": len(result.project.graph),
+            "report": report.text(), "checked": report.ok}

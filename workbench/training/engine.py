@@ -30,7 +30,7 @@ from .devices import DeviceError, autocast_dtype, resolve_device
 from .runs import RunWriter, new_run_dir, runs_root
 from .schedule import Schedule
 from .seq2seq import greedy_decode, pairs_text
-from .tasks import MetricAccumulator, loss_fn, model_inputs, primary_metric
+from .tasks import CLASSIFYING, MetricAccumulator, loss_fn, model_inputs, primary_metric
 
 Event = dict[str, Any]
 Listener = Callable[[Event], None]
@@ -134,8 +134,8 @@ class Trainer:
         noise_shape = tuple(int(d) for d in self.compiled.inputs[0].shape[1:]) if task == "adversarial" else ()
         self.data: DataBundle = load_data(self.data_cfg, spec.shape[1:], spec.dtype)
         kind = self.data.samples.kind
-        if task == "classification" and kind != "classification":
-            raise TrainingError(f"the task is classification but {self.data.samples.name} has "
+        if task in CLASSIFYING and kind != "classification":
+            raise TrainingError(f"the task is {task} but {self.data.samples.name} has "
                                 f"{kind} targets; choose the {'language_model' if kind == 'sequence' else 'regression'} task")
         if (task == "seq2seq") != (kind == "seq2seq"):
             raise TrainingError(f"the {task} task does not fit {self.data.samples.name}, which has {kind} targets")
@@ -154,10 +154,17 @@ class Trainer:
                 ds = getattr(self.data, split)
                 if ds is not None:
                     setattr(self.data, split, TensorDataset(ds.tensors[0], ds.tensors[0]))
-        self.num_classes = (self.data.samples.num_classes if task == "classification"
+        self.num_classes = (self.data.samples.num_classes if task in CLASSIFYING
                             else len(self.data.samples.class_names) if task in ("language_model", "seq2seq")
                             else 0)
         self.model = self.compiled.module.to(self.device)
+        self.teacher = None
+        if task == "distillation":  # the pre-flight has checked it; loading it here cannot surprise
+            from .distill import load_teacher
+
+            x = self.data.samples.x
+            channels = int(x.shape[1]) if self.data.samples.image and x.ndim == 4 else None
+            self.teacher = load_teacher(self.project, cfg, self.data_cfg, self.data.sample_shape, channels, self.device)
         self.optimizer = _optimizer(cfg, self.model.parameters())
         if task == "adversarial":
             d = self.disc.module.to(self.device)
@@ -374,7 +381,8 @@ class Trainer:
                 inputs, target = model_inputs(cfg["task"], x, y)
                 out = self.model(*inputs)
                 out = out[0] if isinstance(out, tuple) else out
-                loss = loss_fn(cfg["task"], out, target, self.num_classes)
+                loss = (self.teacher.loss(out, inputs[0], target, self.num_classes) if self.teacher is not None
+                        else loss_fn(cfg["task"], out, target, self.num_classes))
             if not torch.isfinite(loss):
                 where = first_nonfinite_node(self.compiled, *inputs)
                 self.status = "failed"

@@ -154,9 +154,9 @@ def preflight(project: Any, data: DataInfo, training: dict[str, Any] | None = No
     if not outputs:
         return []  # shape inference already reports it
     issues = _split_issues(data, data_cfg)
-    if task == "classification" and data.kind != "classification":
+    if task in ("classification", "distillation") and data.kind != "classification":
         other = "language_model" if data.kind == "sequence" else "regression"
-        issues.append(Issue(f"the task is classification but the dataset {data.name} has {data.kind} targets; "
+        issues.append(Issue(f"the task is {task} but the dataset {data.name} has {data.kind} targets; "
                             f"choose the {other} task", path="training.task"))
     if task == "language_model" and data.kind != "sequence":
         issues.append(Issue(f"a language model needs text data (the 'text' dataset); {data.name} has {data.kind} "
@@ -185,7 +185,14 @@ def preflight(project: Any, data: DataInfo, training: dict[str, Any] | None = No
     out_shape = si.info(out_node.id).inputs["x"]
     assert out_shape is not None
     if task != "adversarial":
-        issues += _output_issues(task, out_node.name, out_shape, data, fitted)
+        issues += _output_issues("classification" if task == "distillation" else task, out_node.name, out_shape,
+                                 data, fitted)
+    if task == "distillation" and fitted is not None:  # the teacher loads, reads these samples, scores these classes
+        from .distill import teacher_problems
+
+        channels = data.sample_shape[0] if len(data.sample_shape) == 3 else None
+        issues += [Issue(m, node, path=path) for m, node, path in
+                   teacher_problems(project, training, data_cfg, fitted, channels, tuple(out_shape), out_node.name)]
     issues += _id_issues(graph, si, model_input, data)
     issues += _batchnorm_issues(graph, si, data, data_cfg)
     batch = int(data_cfg["batch_size"])

@@ -18,6 +18,10 @@ class TaskError(WorkbenchError):
     """The model's output does not fit the task (e.g. 3 logits for 10 classes)."""
 
 
+#: tasks scored as classification (distillation trains a classifier: only its loss differs, see ``distill``)
+CLASSIFYING = ("classification", "distillation")
+
+
 @dataclass
 class MetricAccumulator:
     """Sums over a validation pass; ``result()`` gives the epoch's metrics."""
@@ -54,7 +58,7 @@ class MetricAccumulator:
             real = y != PAD
             self.correct += int(((out.argmax(-1) == y) & real).sum())
             self.abs_err += float(real.sum())
-        elif self.task == "classification":
+        elif self.task in CLASSIFYING:
             pred = out.argmax(1)
             self.correct += int((pred == y).sum())
             self.classes = int(out.shape[1])
@@ -115,7 +119,7 @@ class MetricAccumulator:
             r["perplexity"] = math.exp(min(r["loss"], 50.0))
             if self.decoded:
                 r["sequence_accuracy"] = self.decoded_right / self.decoded
-        elif self.task == "classification":
+        elif self.task in CLASSIFYING:
             r["accuracy"] = self.correct / n
             if self.top_k < self.classes:
                 r[f"top{self.top_k}_accuracy"] = self.correct_k / n
@@ -153,7 +157,7 @@ def loss_fn(task: str, out: torch.Tensor, y: torch.Tensor, num_classes: int) -> 
                             f"(a score per token), got {list(out.shape)}; end with a Linear layer of "
                             f"out_features={num_classes or 'vocabulary size'}")
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
-    if task == "classification":
+    if task in CLASSIFYING:
         if out.ndim != 2:
             raise TaskError(f"classification needs the Output to be [N, classes], got {list(out.shape)}; "
                             "add a Flatten and a Linear layer before the Output")
@@ -174,4 +178,4 @@ def primary_metric(task: str) -> tuple[str, str]:
     """The metric that decides 'best' and its direction: (name, 'max' | 'min')."""
     if task == "seq2seq":
         return "sequence_accuracy", "max"
-    return ("accuracy", "max") if task == "classification" else ("loss", "min")
+    return ("accuracy", "max") if task in CLASSIFYING else ("loss", "min")

@@ -1,0 +1,189 @@
+"""The importer refuses what it cannot represent, and checks what it imports against onnxruntime.
+
+Each of the silent wrongs the importer used to commit has a model here that onnxruntime runs;
+the import must either equal it or be refused with a located reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from workbench.cli import main as cli_main
+from workbench.compiler import compile_graph
+from workbench.importers.onnx_import import OnnxImportError, _load_state, import_onnx
+from workbench.importers.selfcheck import check_import
+from workbench.project import load_project
+
+
+def save(tmp: Path, nodes: list, inputs: list, outputs: list, inits: list | None = None, opset: int = 17,
+         name: str = "m.onnx") -> Path:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, inits or [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp / name))
+    return tmp / name
+
+
+def vi(name: str, shape: list, elem: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def imported_outputs(path: Path, *xs: np.ndarray) -> list[np.ndarray]:
+    result = import_onnx(path)
+    compiled = compile_graph(result.project.graph)
+    _load_state(compiled.module, result.tensors)
+    with torch.no_grad():
+        out = compiled.module.eval()(*[torch.from_numpy(x) for x in xs])
+    return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def onnxruntime_outputs(path: Path, *xs: np.ndarray) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {i.name: x for i, x in zip(session.get_inputs(), xs, strict=True)})
+
+
+# --------------------------------------------------------------------------- the silent wrongs
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_softmax_before_opset_13_normalises_over_every_dimension_from_its_axis(op: str, tmp_path: Path) -> None:
+    # opset < 13: the input is seen as 2-D [N, C*H*W] (axis 1 by default): one distribution per sample
+    path = save(tmp_path, [helper.make_node(op, ["x"], ["y"])], [vi("x", ["N", 3, 2, 2])], [vi("y", ["N", 3, 2, 2])],
+                opset=11)
+    x = np.random.default_rng(0).standard_normal((2, 3, 2, 2)).astype(np.float32)
+    (ours,), (ref,) = imported_outputs(path, x), onnxruntime_outputs(path, x)
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def test_softmax_from_opset_13_normalises_over_its_axis_only(tmp_path: Path) -> None:
+    path = save(tmp_path, [helper.make_node("Softmax", ["x"], ["y"], axis=1)], [vi("x", ["N", 3, 2, 2])],
+                [vi("y", ["N", 3, 2, 2])], opset=13)
+    x = np.random.default_rng(1).standard_normal((2, 3, 2, 2)).astype(np.float32)
+    np.testing.assert_allclose(imported_outputs(path, x)[0], onnxruntime_outputs(path, x)[0], atol=1e-6)
+
+
+def test_flatten_that_folds_dimensions_into_the_batch_is_refused(tmp_path: Path) -> None:
+    # Flatten(axis=2) of [N, 3, 4] is [N*3, 4]: no layer mixes samples
+    path = save(tmp_path, [helper.make_node("Flatten", ["x"], ["y"], axis=2, name="flat")], [vi("x", ["N", 3, 4])],
+                [vi("y", ["N3", 4])], opset=11)
+    with pytest.raises(OnnxImportError, match=r"Flatten \(flattening to 2-D at axis 2.*\) x1 \(flat\)"):
+        import_onnx(path)
+
+
+def test_flatten_past_size_one_dimensions_keeps_the_batch(tmp_path: Path) -> None:
+    path = save(tmp_path, [helper.make_node("Flatten", ["x"], ["y"], axis=2)], [vi("x", ["N", 1, 4, 5])],
+                [vi("y", ["N", 20])], opset=11)
+    x = np.random.default_rng(2).standard_normal((3, 1, 4, 5)).astype(np.float32)
+    np.testing.assert_array_equal(imported_outputs(path, x)[0], onnxruntime_outputs(path, x)[0])
+
+
+def test_a_float64_input_is_refused_not_read_as_float32(tmp_path: Path) -> None:
+    path = save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], [vi("x", ["N", 4], TensorProto.DOUBLE)],
+                [vi("y", ["N", 4], TensorProto.DOUBLE)])
+    with pytest.raises(OnnxImportError, match=r"^input 'x' is double: .* \(in .*m\.onnx\)$"):
+        import_onnx(path)
+
+
+def test_a_rank_1_input_is_refused_not_given_a_batch_it_did_not_have(tmp_path: Path) -> None:
+    path = save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], [vi("x", [3])], [vi("y", [3])])
+    with pytest.raises(OnnxImportError, match=r"input 'x' has rank 1 \[3\]: .*no batch"):
+        import_onnx(path)
+
+
+def test_a_5d_batchnorm_is_batchnorm3d(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    stats = [numpy_helper.from_array(a.astype(np.float32), n) for a, n in (
+        (rng.uniform(0.5, 1.5, 2), "s"), (rng.standard_normal(2), "b"), (rng.standard_normal(2), "m"),
+        (rng.uniform(0.5, 2, 2), "v"))]
+    path = save(tmp_path, [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
+                [vi("x", ["N", 2, 3, 4, 5])], [vi("y", ["N", 2, 3, 4, 5])], stats)
+    assert "BatchNorm3d" in [n.type for n in import_onnx(path).project.graph]
+    x = rng.standard_normal((2, 2, 3, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(imported_outputs(path, x)[0], onnxruntime_outputs(path, x)[0], atol=1e-5)
+
+
+# --------------------------------------------------------------------------- refusals name everything
+
+
+def test_unsupported_ops_are_listed_by_name_and_count_reason_first(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Erf", ["x"], ["a"], name="erf_one"), helper.make_node("Erf", ["a"], ["b"]),
+             helper.make_node("Sin", ["b"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    path = save(tmp_path, nodes, [vi("x", ["N", 4])], [vi("y", ["N", 4])])
+    with pytest.raises(OnnxImportError) as info:
+        import_onnx(path)
+    message = str(info.value)
+    assert message.startswith("3 node(s) cannot be mapped onto catalogue layers: ")
+    assert "Erf x2 (erf_one, #1 Erf)" in message and "Sin x1 (#2 Sin)" in message
+    assert message.index("Erf x2") < message.index(str(path))  # the reason before the file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+# --------------------------------------------------------------------------- the self-check
+
+
+def _chain(tmp: Path) -> Path:
+    rng = np.random.default_rng(4)
+    w = numpy_helper.from_array(rng.standard_normal((4, 5)).astype(np.float32), "fc.weight")
+    b = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "fc.bias")
+    nodes = [helper.make_node("Gemm", ["x", "fc.weight", "fc.bias"], ["h"], transB=1, name="/fc/Gemm"),
+             helper.make_node("Relu", ["h"], ["r"], name="/act/Relu"),
+             helper.make_node("Sigmoid", ["r"], ["y"], name="/out/Sigmoid")]
+    return save(tmp, nodes, [vi("x", ["N", 5])], [vi("y", ["N", 4])], [w, b])
+
+
+def test_the_self_check_passes_at_two_batch_sizes(tmp_path: Path) -> None:
+    report = check_import(import_onnx(_chain(tmp_path)))
+    assert report.ok and report.reference == "onnxruntime"
+    assert [p.label for p in report.probes] == ["batch 2", "batch 3"]
+
+
+@pytest.fixture
+def relu_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken converter (Relu mapped to Tanh): what the self-check is there to catch."""
+    from workbench.importers import registry
+
+    entries = registry._CONVERTERS[("", "Relu")]
+    monkeypatch.setitem(registry._CONVERTERS, ("", "Relu"),
+                        [registry._Entry(lambda node: registry.one("Tanh", node), 1, None), *entries[1:]])
+
+
+def test_a_mismatch_names_the_first_node_that_differs(tmp_path: Path, relu_is_wrong: None) -> None:
+    report = check_import(import_onnx(_chain(tmp_path)))
+    assert not report.ok
+    assert report.divergence is not None and report.divergence.onnx_node == "/act/Relu"
+    assert report.divergence.layer == "act" and report.divergence.max_abs > 0.01
+    assert "first difference: ONNX node /act/Relu" in report.text()
+
+
+def test_cli_refuses_a_mismatch_unless_allowed(tmp_path: Path, relu_is_wrong: None, capsys) -> None:
+    model, out = _chain(tmp_path), tmp_path / "p.json"
+    assert cli_main(["import", str(model), "-o", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "DIFFERS from the original" in captured.out and "/act/Relu" in captured.err
+    assert "--allow-mismatch" in captured.err and not out.exists()
+    assert cli_main(["import", str(model), "-o", str(out), "--allow-mismatch"]) == 0
+    assert "DIFFERS" in capsys.readouterr().out and load_project(out).graph.by_name("act").type == "Tanh"
+
+
+def test_cli_import_prints_the_check(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "p.json"
+    assert cli_main(["import", str(_chain(tmp_path)), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "matches the original" in text and "batch 2" in text and "batch 3" in text and out.exists()
+
+
+def test_an_old_opset_is_checked_on_the_upgraded_model(tmp_path: Path) -> None:
+    # onnxruntime has no kernel for opset 6's Add; the check upgrades the model to run it
+    path = save(tmp_path, [helper.make_node("Add", ["x", "x"], ["y"])], [vi("x", [2, 3])], [vi("y", [2, 3])], opset=6)
+    with pytest.raises(Exception, match="NOT_IMPLEMENTED"):
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    report = check_import(import_onnx(path))
+    assert report.ok and "upgraded from opset 6" in report.reference
