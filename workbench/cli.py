@@ -177,15 +177,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
     from pathlib import Path
 
-    from .cli_distributed import rank_control, wants_launch
+    from .cli_distributed import launch, rank_control, wants_launch
+
+    if wants_launch(args):  # re-run under torchrun (this process imports no torch)
+        return launch(args)
+    from .launch import under_torchrun
     from .training import Control, Trainer
-    from .training.distributed import under_torchrun
     from .training.progress import ProgressLine
 
-    if wants_launch(args):  # re-run under torchrun
-        from .cli_distributed import launch
-
-        return launch(args)
     project = _load(args.project)
     if args.out:  # a run folder is new (or empty): a run never writes over other files
         out = Path(args.out)

@@ -66,7 +66,7 @@ def rank_args(argv: list[str]) -> list[str]:
 
 def launch(args: argparse.Namespace) -> int:
     """Print or run the torchrun command of this ``workbench train`` invocation."""
-    from .training.distributed import (
+    from .launch import (
         PAUSE_FILE_ENV,
         STOP_FILE_ENV,
         DistributedError,
@@ -91,7 +91,9 @@ def launch(args: argparse.Namespace) -> int:
         print(format_command(cmd))
         return EXIT_OK
     with tempfile.TemporaryDirectory(prefix="workbench-ddp-") as tmp:
-        stop, pause = FlagFile(Path(tmp) / "stop"), FlagFile(Path(tmp) / "pause")
+        # a caller (the GUI's worker) may hand its own flag files down
+        stop = FlagFile(os.environ.get(STOP_FILE_ENV) or Path(tmp) / "stop")
+        pause = FlagFile(os.environ.get(PAUSE_FILE_ENV) or Path(tmp) / "pause")
         env = {**os.environ, STOP_FILE_ENV: str(stop.path), PAUSE_FILE_ENV: str(pause.path)}
         # its own session: the terminal's Ctrl+C reaches this process only, which asks rank 0 to stop
         proc = subprocess.Popen(cmd, env=env, start_new_session=True)
@@ -115,9 +117,18 @@ def launch(args: argparse.Namespace) -> int:
 
 
 def rank_control(args: argparse.Namespace) -> Any:
-    """A rank's pause and stop flags: the launcher's files when it made them (only rank 0 reads them)."""
+    """A rank's pause and stop flags: the launcher's files when it made them (only rank 0 reads them).
+
+    torchrun ends the other ranks with SIGTERM when one fails: it becomes an error, so the run's
+    summary still says how it ended."""
+    from .training.distributed import DistributedError
+
+    def terminated(_sig: int, _frame: Any) -> None:
+        raise DistributedError("ended by the launcher (SIGTERM): another process failed or the job was cancelled")
+
+    signal.signal(signal.SIGTERM, terminated)
+    from .launch import PAUSE_FILE_ENV, STOP_FILE_ENV, TIMEOUT_ENV, FlagFile
     from .training import Control
-    from .training.distributed import PAUSE_FILE_ENV, STOP_FILE_ENV, TIMEOUT_ENV, FlagFile
 
     if getattr(args, "dist_timeout", None):
         os.environ[TIMEOUT_ENV] = str(args.dist_timeout)

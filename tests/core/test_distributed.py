@@ -1,0 +1,214 @@
+"""Data-parallel training under torchrun (gloo, 2 local processes) against the one-process engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from workbench.builder import GraphBuilder
+from workbench.config import DATA_FIELDS, TRAINING_FIELDS, validate_section
+from workbench.project import Project, save_project
+from workbench.training import Trainer
+from workbench.training.distributed import GlobalBatchSampler, epoch_seeds, share_size
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def mlp_project(path: Path, batch_size: int = 64, augment: str = "shift") -> Path:
+    """No dropout or BatchNorm (both are per process under DDP): the two runs must compute the same."""
+    b = GraphBuilder()
+    x = b.input((64,), name="pixels")
+    x = b.layer("ReLU", b.layer("Linear", x, out_features=32, name="fc1"), name="relu1")
+    b.output(b.layer("Linear", x, out_features=10, name="classifier"), name="logits")
+    project = Project(b.auto_layout(), "ddp", "",
+                      validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": batch_size, "augment": augment}),
+                      validate_section(TRAINING_FIELDS, {"epochs": 2, "lr": 0.01, "device": "cpu", "seed": 5}))
+    return save_project(project, path)
+
+
+def workbench(cap: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The command line in this process (torch is imported already); the ranks are new processes."""
+    from workbench.cli import main
+
+    code = main(list(args))
+    out, err = cap.readouterr()
+    return code, out, err
+
+
+def batch_losses(run: Path) -> list[float]:
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    return [e["loss"] for e in lines if e["type"] == "batch"]
+
+
+def one_process(project: Path, out: Path, epochs: int, resume: Path | None = None) -> list[float]:
+    from workbench.project import load_project
+
+    summary = Trainer(load_project(project), {"epochs": epochs}, run_dir=out, resume=resume).run()
+    assert summary["status"] == "finished"
+    return batch_losses(out)
+
+
+def test_the_ranks_shares_are_the_one_process_batches() -> None:
+    """Every global batch, split over 3 ranks, is the batch of the one-process loader (same seed)."""
+    data = torch.utils.data.TensorDataset(torch.arange(50.0))
+    seed, epoch, bs = 7, 3, 12
+    single = list(torch.utils.data.DataLoader(
+        data, batch_size=bs, shuffle=True, generator=torch.Generator().manual_seed(epoch_seeds(seed, epoch)[0])))
+    samplers = [GlobalBatchSampler(data, bs, r, 3, True, seed) for r in range(3)]
+    for s in samplers:
+        s.set_epoch(epoch)
+    shares = [list(s) for s in samplers]
+    assert len(shares[0]) == len(single) == 5
+    for i, (batch,) in enumerate(single):  # a rank with an empty share trains on one sample with weight 0
+        union = sorted(j for r in range(3) if share_size(len(batch), 3, r) for j in shares[r][i])
+        assert union == sorted(int(v) for v in batch)
+    assert [len(shares[r][-1]) for r in range(3)] == [1, 1, 1]  # the last batch holds 50 - 48 = 2
+    samplers[0].set_epoch(epoch + 1)
+    assert list(samplers[0]) != shares[0]  # set_epoch picks another order
+    assert [share_size(2, 3, r) for r in range(3)] == [1, 1, 0]  # a rank with no sample gets weight 0
+
+
+def test_print_command_is_torchrun_and_runs_two_processes_like_one(tmp_path: Path,
+                                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    project = mlp_project(tmp_path / "p.json")
+    code, out, err = workbench(capfd, "train", str(project), "--nproc-per-node", "2", "--epochs", "1", "--threads", "1", "--quiet",
+                  "--out", str(tmp_path / "two"), "--print-command")
+    assert code == 0, err
+    cmd = shlex.split(out.strip())
+    assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert "--nproc-per-node=2" in cmd and "--standalone" in cmd
+    assert cmd[cmd.index("-m", 3):] == ["-m", "workbench", "train", str(project), "--epochs", "1", "--threads", "1",
+                                        "--quiet", "--out", str(tmp_path / "two")]
+    assert not (tmp_path / "two").exists()  # printed, not run
+
+    ran = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    one = one_process(project, tmp_path / "one", epochs=2)
+    two = batch_losses(tmp_path / "two")
+    assert len(two) == 23  # 1438 samples in batches of 64: 22 full and one of 30 (15 per rank)
+    assert max(abs(a - b) for a, b in zip(one, two, strict=False)) < 1e-5
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["distributed"] == {"world_size": 2, "backend": "gloo", "global_batch": 64, "batch_per_rank": 32}
+
+    # a checkpoint of 2 processes resumes in 1 ...
+    resumed_one = one_process(project, tmp_path / "two-then-one", epochs=2,
+                              resume=tmp_path / "two" / "checkpoints" / "last.safetensors")
+    assert max(abs(a - b) for a, b in zip(one[23:], resumed_one, strict=True)) < 1e-5
+    # ... and one of 1 process in 2
+    one_process(project, tmp_path / "one-epoch", epochs=1)
+    code, out, err = workbench(capfd, "train", str(project), "--nproc-per-node", "2", "--epochs", "2", "--threads",
+                               "1", "--resume", str(tmp_path / "one-epoch" / "checkpoints" / "last.safetensors"),
+                               "--out", str(tmp_path / "one-then-two"))
+    assert code == 0, err
+    assert out.count("run folder:") == 1 and err.count("training on cpu") == 1  # rank 0 alone reports
+    resumed_two = batch_losses(tmp_path / "one-then-two")
+    assert len(resumed_two) == 23
+    assert max(abs(a - b) for a, b in zip(one[23:], resumed_two, strict=True)) < 1e-5
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    project = mlp_project(tmp_path / "p.json", batch_size=63)
+    code, _, err = workbench(capsys, "train", str(project), "--nproc-per-node", "2", "--print-command")
+    assert code == 1
+    assert "data.batch_size: 63 does not split evenly over 2 processes" in err
+    code, _, err = workbench(capsys, "train", str(project), "--nproc-per-node", "3", "--batch-size", "64")
+    assert code == 1 and "64 does not split evenly over 3" in err
+    code, _, err = workbench(capsys, "train", str(project), "--nproc-per-node", "2", "--nnodes", "2", "--print-command")
+    assert code == 1 and "--rdzv-endpoint" in err
+    # and a rank started by torchrun directly refuses it too, before joining the others
+    from workbench.training import TrainingError
+
+    env = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        from workbench.project import load_project
+
+        with pytest.raises(TrainingError, match=r"data\.batch_size: 63 does not split evenly over 2 processes"):
+            Trainer(load_project(project), run_dir=tmp_path / "r", distributed=True).run()
+    assert not (tmp_path / "r").exists()
+
+
+def test_several_machines_pass_the_rendezvous_through(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = mlp_project(tmp_path / "p.json")
+    code, out, err = workbench(capsys, "train", str(project), "--nproc-per-node", "4", "--nnodes", "2", "--node-rank", "1",
+                  "--rdzv-endpoint", "head:29400", "--rdzv-backend", "c10d", "--rdzv-id", "job 7", "--print-command")
+    assert code == 0, err
+    cmd = shlex.split(out.strip())
+    assert cmd[3:10] == ["--nproc-per-node=4", "--nnodes=2", "--node-rank=1", "--rdzv-endpoint=head:29400",
+                         "--rdzv-backend=c10d", "--rdzv-id=job 7", "--max-restarts=0"]
+    assert cmd[10:] == ["-m", "workbench", "train", str(project)]
+
+
+def _wait_for_steps(run: Path, steps: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if (run / "metrics.jsonl").exists() and len(batch_losses(run)) >= steps:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError("the run made no progress")
+
+
+def _rank_pid(marker: str, rank: int) -> int:
+    """The pid of the rank whose environment holds ``marker`` (our stop file)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"WORKBENCH_STOP_FILE={marker}".encode() in env and f"RANK={rank}".encode() in env:
+            return int(entry.name)
+    raise AssertionError(f"rank {rank} not found")
+
+
+@pytest.mark.slow  # about 50 s on 2 busy cores: two runs of 2 processes
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find a rank")
+def test_pause_and_stop_reach_every_rank_and_a_dead_rank_ends_the_run(tmp_path: Path) -> None:
+    project = mlp_project(tmp_path / "p.json")
+    stop, pause = tmp_path / "stop", tmp_path / "pause"
+    env = {**ENV, "WORKBENCH_STOP_FILE": str(stop), "WORKBENCH_PAUSE_FILE": str(pause)}
+    args = [sys.executable, "-m", "workbench", "train", str(project), "--nproc-per-node", "2", "--epochs", "200",
+            "--threads", "1", "--quiet", "--dist-timeout", "20"]
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "a")], env=env, cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_steps(tmp_path / "a", 5, proc)
+    pause.touch()
+    time.sleep(1.0)
+    paused_at = len(batch_losses(tmp_path / "a"))
+    time.sleep(1.5)
+    assert len(batch_losses(tmp_path / "a")) == paused_at  # both ranks wait (no collective timed out)
+    pause.unlink()
+    _wait_for_steps(tmp_path / "a", paused_at + 5, proc)
+    stop.touch()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["epochs_done"] < 200
+    assert (tmp_path / "a" / "checkpoints" / "last.safetensors").exists()
+
+    stop.unlink()
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "b")], env=env, cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_steps(tmp_path / "b", 5, proc)
+    os.kill(_rank_pid(str(stop), 1), 9)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=90)
+    assert time.monotonic() - t0 < 60  # no hang
+    assert proc.returncode == 1
+    assert "the distributed run failed" in err
+    assert "Signal 9" in err or "SIGKILL" in err or "exitcode" in err  # torchrun names the rank and how it died
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["status"] == "failed"
