@@ -207,6 +207,15 @@ class Trainer:
                                                    "data": self.data_cfg, "device": str(self.device)})
             self.listeners.insert(0, self.writer)
         self._attr_names = self.compiled.node_name_of_attr()
+        if self.writer is not None and cfg["tensorboard"]:
+            from .tensorboard import MISSING_NOTE, tensorboard_logger
+
+            board = tensorboard_logger(self.run_dir, self.model, self._attr_names,
+                                       {"training": cfg, "data": self.data_cfg})
+            if board is None:
+                self.emit({"type": "log", "message": MISSING_NOTE})
+            else:
+                self.listeners.insert(1, board)
 
     def _join(self) -> None:
         """Refuse what data parallelism cannot do, then join the other ranks (device, backend, flags)."""
