@@ -348,7 +348,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
     try:
         gui_main = found[0].load()
     except ImportError as exc:  # PySide6 missing or broken
-        return _fail(f"the GUI cannot start: {exc}", EXIT_UNREADABLE)
+        hint = " (install the editor with: pip install 'neural-workbench[gui]')" if isinstance(
+            exc, ModuleNotFoundError) else ""
+        return _fail(f"the GUI cannot start: {exc}{hint}", EXIT_UNREADABLE)
     return int(gui_main([args.project] if getattr(args, "project", None) else []))
 
 
