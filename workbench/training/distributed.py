@@ -236,6 +236,15 @@ class DistRun:
             positions = torch.zeros(1, dtype=torch.long)
         return augment(x, generator, positions=positions, total=count)
 
+    def sync_buffers(self, model: torch.nn.Module) -> None:
+        """Rank 0's buffers (BatchNorm running statistics) on every rank: each rank updated its own
+        from its share since DDP last broadcast them, and a held-out pass must give every rank the same
+        metrics (early stopping, the plateau schedule and the best checkpoint depend on them)."""
+        import torch.distributed as dist
+
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
     def barrier(self) -> None:
         import torch.distributed as dist
 

@@ -533,6 +533,8 @@ class Trainer:
 
     def _measure(self, dataset: TensorDataset) -> tuple[MetricAccumulator, list[torch.Tensor]]:
         """One pass over a held-out split: accumulated metrics, and any 2-D latent codes."""
+        if self.dist is not None:  # every rank measures rank 0's model, so all take the same decisions
+            self.dist.sync_buffers(self.model)
         self.model.eval()
         acc = MetricAccumulator(self.cfg["task"], self.num_classes, self.cfg["top_k"])
         latents: list[torch.Tensor] = []
