@@ -211,6 +211,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {"device": args.device, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                  "seed": args.seed}
     listeners = [] if args.quiet or rank else [ProgressLine()]
+    if distributed:  # a rank the editor started: rank 0 relays its events
+        from .training.relay import rank_listeners
+
+        listeners += rank_listeners(project)
     trainer = None
     try:
         trainer = Trainer(project, overrides, run_dir=Path(args.out) if args.out else None,

@@ -212,3 +212,20 @@ def test_pause_and_stop_reach_every_rank_and_a_dead_rank_ends_the_run(tmp_path: 
     assert "Signal 9" in err or "SIGKILL" in err or "exitcode" in err  # torchrun names the rank and how it died
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["status"] == "failed"
+
+
+def test_the_editors_worker_refuses_a_batch_that_does_not_split(tmp_path: Path) -> None:
+    from workbench.project import load_project
+    from workbench.training.worker import TrainingProcess
+
+    project = load_project(mlp_project(tmp_path / "p.json", batch_size=63))
+    proc = TrainingProcess(project.to_json(), project.path, {"device": "cpu"}, processes=2)
+    proc.start()
+    events: list[dict] = []
+    end = time.monotonic() + 120
+    while not proc.finished and time.monotonic() < end:
+        events += proc.poll()
+        time.sleep(0.05)
+    errors = [e["message"] for e in events if e["type"] == "error"]
+    assert errors and "data.batch_size: 63 does not split evenly over 2 processes" in errors[0]
+    assert not (tmp_path / "runs").exists()
