@@ -72,6 +72,7 @@ def launch(args: argparse.Namespace) -> int:
         DistributedError,
         FlagFile,
         LaunchOptions,
+        die_with_parent,
         format_command,
         torchrun_command,
     )
@@ -96,7 +97,7 @@ def launch(args: argparse.Namespace) -> int:
         pause = FlagFile(os.environ.get(PAUSE_FILE_ENV) or Path(tmp) / "pause")
         env = {**os.environ, STOP_FILE_ENV: str(stop.path), PAUSE_FILE_ENV: str(pause.path)}
         # its own session: the terminal's Ctrl+C reaches this process only, which asks rank 0 to stop
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=die_with_parent)
 
         def interrupt(_sig: int, _frame: Any) -> None:
             if stop.is_set():

@@ -109,3 +109,16 @@ class FlagFile:
         self.path.unlink(missing_ok=True)
 
 
+
+
+def _set_parent_death_signal() -> None:
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+
+
+#: ``preexec_fn`` for torchrun: on Linux it gets SIGTERM when the process that started it dies, however
+#: it dies (killed, out of memory, a crashed editor), and ends the ranks in turn; orphaned ranks would
+#: train on (a paused rank 0 would not even notice that nobody listens).  Elsewhere: None.
+die_with_parent = _set_parent_death_signal if sys.platform == "linux" else None

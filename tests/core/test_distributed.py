@@ -23,12 +23,15 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def mlp_project(path: Path, batch_size: int = 64, augment: str = "shift") -> Path:
-    """No dropout or BatchNorm (both are per process under DDP): the two runs must compute the same."""
+def mlp_project(path: Path, batch_size: int = 64, augment: str = "shift", aux_head: bool = False) -> Path:
+    """No dropout or BatchNorm (both are per process under DDP): the two runs must compute the same.
+    ``aux_head``: a second output the loss does not read (its parameters get no gradient)."""
     b = GraphBuilder()
     x = b.input((64,), name="pixels")
     x = b.layer("ReLU", b.layer("Linear", x, out_features=32, name="fc1"), name="relu1")
     b.output(b.layer("Linear", x, out_features=10, name="classifier"), name="logits")
+    if aux_head:
+        b.output(b.layer("Linear", x, out_features=2, name="aux"), name="aux_out")
     project = Project(b.auto_layout(), "ddp", "",
                       validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": batch_size, "augment": augment}),
                       validate_section(TRAINING_FIELDS, {"epochs": 2, "lr": 0.01, "device": "cpu", "seed": 5}))
@@ -109,7 +112,7 @@ def test_print_command_is_torchrun_and_runs_two_processes_like_one(tmp_path: Pat
                                "1", "--resume", str(tmp_path / "one-epoch" / "checkpoints" / "last.safetensors"),
                                "--out", str(tmp_path / "one-then-two"))
     assert code == 0, err
-    assert out.count("run folder:") == 1 and err.count("training on cpu") == 1  # rank 0 alone reports
+    assert out.count("run folder:") == 1 and err.count("training on cpu x 2 processes") == 1  # rank 0 alone reports
     resumed_two = batch_losses(tmp_path / "one-then-two")
     assert len(resumed_two) == 23
     assert max(abs(a - b) for a, b in zip(one[23:], resumed_two, strict=True)) < 1e-5
@@ -177,7 +180,7 @@ def _rank_pid(marker: str, rank: int) -> int:
 @pytest.mark.slow  # about 50 s on 2 busy cores: two runs of 2 processes
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find a rank")
 def test_pause_and_stop_reach_every_rank_and_a_dead_rank_ends_the_run(tmp_path: Path) -> None:
-    project = mlp_project(tmp_path / "p.json")
+    project = mlp_project(tmp_path / "p.json", aux_head=True)  # DDP must look for parameters without gradients
     stop, pause = tmp_path / "stop", tmp_path / "pause"
     env = {**ENV, "WORKBENCH_STOP_FILE": str(stop), "WORKBENCH_PAUSE_FILE": str(pause)}
     args = [sys.executable, "-m", "workbench", "train", str(project), "--nproc-per-node", "2", "--epochs", "200",
@@ -229,3 +232,49 @@ def test_the_editors_worker_refuses_a_batch_that_does_not_split(tmp_path: Path) 
     errors = [e["message"] for e in events if e["type"] == "error"]
     assert errors and "data.batch_size: 63 does not split evenly over 2 processes" in errors[0]
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow  # about 30 s on 2 busy cores
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find the ranks")
+def test_the_ranks_end_when_the_editors_worker_is_killed(tmp_path: Path) -> None:
+    from workbench.project import load_project
+    from workbench.training.worker import TrainingProcess
+
+    project = load_project(mlp_project(tmp_path / "p.json"))
+    proc = TrainingProcess(project.to_json(), project.path, {"device": "cpu", "epochs": 500}, processes=2)
+    proc.start()
+    events: list[dict] = []
+    end = time.monotonic() + 120
+    while sum(e["type"] == "batch" for e in events) < 3 and time.monotonic() < end:
+        events += proc.poll()
+        assert not any(e["type"] in ("error", "died") for e in events), events
+        time.sleep(0.05)
+    start = next(e for e in events if e["type"] == "start")
+    assert start["processes"] == 2
+
+    def ranks() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                env = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"WORKBENCH_PROJECT_PATH={project.path}".encode() in env and any(e.startswith(b"RANK=") for e in env):
+                found.append(int(entry.name))
+        return found
+
+    assert len(ranks()) == 2
+    proc.pause()  # a paused rank 0 sends no events: only the launcher's own end can reach the ranks
+    end = time.monotonic() + 60
+    while not any(e["type"] == "status" and e["status"] == "paused" for e in events) and time.monotonic() < end:
+        events += proc.poll()
+        time.sleep(0.05)
+    proc.kill()
+    end = time.monotonic() + 60
+    try:
+        while ranks() and time.monotonic() < end:
+            time.sleep(0.2)
+        assert ranks() == []  # no orphan trains on
+    finally:
+        for pid in ranks():  # what this test started, should it fail
+            os.kill(pid, 9)

@@ -194,14 +194,17 @@ class DistRun:
                                    f"processes; use a multiple of {self.world_size} (it is the global batch)")
         return batch_size // self.world_size
 
-    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model under DistributedDataParallel (BatchNorm synchronised on CUDA, where torch can)."""
+    def wrap(self, model: torch.nn.Module, unused: bool = False) -> torch.nn.Module:
+        """The model under DistributedDataParallel (BatchNorm synchronised on CUDA, where torch can).
+
+        ``unused``: some parameters may get no gradient (a graph with several outputs, of which the
+        loss reads the first), which DDP must then look for after every backward pass."""
         from torch.nn.parallel import DistributedDataParallel
 
         if self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
 
     def loader(self, dataset: Any, batch_size: int, shuffle: bool, data_seed: int,
                epoch: int) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]

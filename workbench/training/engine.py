@@ -197,7 +197,7 @@ class Trainer:
             self._restore(self.resume)
         self.train_module: torch.nn.Module = self.model
         if self.dist is not None:  # every rank holds the same weights (the same seed, the same checkpoint)
-            self.train_module = self.dist.wrap(self.model)
+            self.train_module = self.dist.wrap(self.model, unused=len(self.compiled.outputs) > 1)
         self.writer: RunWriter | None = None
         if self.dist is None or self.dist.is_main:
             if self.run_dir is None:
@@ -304,7 +304,8 @@ class Trainer:
                    "epochs": cfg["epochs"], "steps_per_epoch": self.steps_per_epoch,
                    "train_samples": len(self.data.train), "val_samples": len(self.data.val or []),
                    "start_epoch": self.start_epoch, "params": self.compiled.total_params,
-                   "layers": list(self._attr_names.values()), "task": cfg["task"]})
+                   "layers": list(self._attr_names.values()), "task": cfg["task"],
+                   "processes": self.dist.world_size if self.dist is not None else 1})
         last_val: dict[str, float] = {}
         bad_epochs = 0
         samples_seen = 0

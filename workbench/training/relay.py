@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WorkbenchError
-from ..launch import PAUSE_FILE_ENV, STOP_FILE_ENV, FlagFile, LaunchOptions, torchrun_command
+from ..launch import PAUSE_FILE_ENV, STOP_FILE_ENV, FlagFile, LaunchOptions, die_with_parent, torchrun_command
 
 EVENTS_ENV = "WORKBENCH_EVENTS"  # host:port of the worker's listener
 EVENTS_KEY_ENV = "WORKBENCH_EVENTS_KEY"  # its authentication key (hex)
@@ -46,7 +46,12 @@ class RelayClient:
         self.buffer.append(_plain(event))
         now = time.perf_counter()
         if event["type"] in _URGENT or now - self.last >= FLUSH_INTERVAL:
-            self.conn.send(self.buffer)
+            try:
+                self.conn.send(self.buffer)
+            except OSError:  # the worker is gone: nobody watches this run any more
+                from .distributed import DistributedError
+
+                raise DistributedError("the editor's training worker is gone; ending the run") from None
             self.buffer, self.last = [], now
         if event["type"] == "done":
             self.conn.close()
@@ -110,7 +115,7 @@ def run_ranks(project_json: str, project_path: str | None, overrides: dict[str, 
         env = {**os.environ, EVENTS_ENV: f"{host}:{port}", EVENTS_KEY_ENV: key.hex(), PROJECT_PATH_ENV: str(path or ""),
                STOP_FILE_ENV: str(stop_file.path), PAUSE_FILE_ENV: str(pause_file.path)}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+                                preexec_fn=die_with_parent)
         errors: list[str] = []
         reader = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
         reader.start()
