@@ -205,11 +205,14 @@ def test_pause_and_stop_reach_every_rank_and_a_dead_rank_ends_the_run(tmp_path: 
     stop.unlink()
     proc = subprocess.Popen([*args, "--out", str(tmp_path / "b")], env=env, cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _wait_for_steps(tmp_path / "b", 5, proc)
-    os.kill(_rank_pid(str(stop), 1), 9)
-    t0 = time.monotonic()
-    _, err = proc.communicate(timeout=90)
-    assert time.monotonic() - t0 < 60  # no hang
+    try:
+        _wait_for_steps(tmp_path / "b", 5, proc)
+        os.kill(_rank_pid(str(stop), 1), 9)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=90)
+        assert time.monotonic() - t0 < 60  # no hang
+    finally:
+        proc.kill()  # should the test fail: torchrun dies with its launcher, and the ranks with it
     assert proc.returncode == 1
     assert "the distributed run failed" in err
     assert "Signal 9" in err or "SIGKILL" in err or "exitcode" in err  # torchrun names the rank and how it died
