@@ -281,3 +281,13 @@ def test_the_ranks_end_when_the_editors_worker_is_killed(tmp_path: Path) -> None
     finally:
         for pid in ranks():  # what this test started, should it fail
             os.kill(pid, 9)
+
+
+def test_each_rank_gets_its_device_and_backend_in_one_place() -> None:
+    from workbench.training.devices import DeviceError, rank_device
+
+    assert rank_device("cpu", 1) == (torch.device("cpu"), "gloo")
+    if not torch.cuda.is_available():
+        assert rank_device("auto", 0) == (torch.device("cpu"), "gloo")
+        with pytest.raises(DeviceError, match="cuda:1"):
+            rank_device("cuda:1", 0)

@@ -1,12 +1,13 @@
-"""Data-parallel training under torchrun: the launch command, rank set-up, data order and the flags.
+"""Data-parallel training under torchrun: rank set-up, data order and the flags (the torchrun
+command itself is built in :mod:`workbench.launch`, which imports no torch).
 
 ``workbench train P --nproc-per-node N`` re-executes itself under PyTorch's own launcher
 (``python -m torch.distributed.run``); each rank runs the ordinary :class:`~.engine.Trainer` with a
 :class:`DistRun`, which holds every distributed decision so the engine only calls small hooks:
 
-* device and backend in one place (:func:`rank_device`): gloo on the CPU, nccl on CUDA with one GPU
-  per rank (``cuda:LOCAL_RANK``); ``init_process_group`` gets a timeout, so a rank that hangs ends
-  the run with an error instead of blocking the others for ever;
+* device and backend where every device is chosen (:func:`.devices.rank_device`): gloo on the CPU,
+  nccl on CUDA with one GPU per rank (``cuda:LOCAL_RANK``); ``init_process_group`` gets a timeout,
+  so a rank that hangs ends the run with an error instead of blocking the others for ever;
 * the global batch is the project's ``batch_size``, split over the ranks (it must divide evenly);
   :class:`GlobalBatchSampler` (a ``DistributedSampler``, epoch set by the engine) draws the
   epoch's order with the same torch code and generator as the one-process run, and gives each rank
@@ -40,39 +41,13 @@ from ..launch import (
     torchrun_command,
     under_torchrun,
 )
+from .devices import rank_device
 
 __all__ = ["DEFAULT_TIMEOUT_S", "PAUSE_FILE_ENV", "STOP_FILE_ENV", "TIMEOUT_ENV", "DistRun", "DistributedError",
            "FlagFile", "GlobalBatchSampler", "LaunchOptions", "SyncedControl", "describe", "epoch_seeds",
            "format_command", "rank_device", "share_size", "torchrun_command", "under_torchrun"]
 
 # --------------------------------------------------------------------------- a rank
-
-
-def rank_device(spec: str, local_rank: int) -> tuple[torch.device, str]:
-    """The device and process-group backend of one rank: the only place that chooses them.
-
-    ``cpu`` (or ``auto`` without a GPU) -> gloo; ``cuda``/``auto`` with GPUs -> nccl on
-    ``cuda:LOCAL_RANK`` (one GPU per rank).  A fixed ``cuda:N`` cannot be shared by several ranks.
-
-    Raises:
-        DistributedError: MPS (no multi-process backend), a fixed GPU, or fewer GPUs than ranks.
-    """
-    from .devices import resolve_device
-
-    device = resolve_device(spec)
-    if device.type == "cpu":
-        return device, "gloo"
-    if device.type != "cuda":
-        raise DistributedError(f"training.device: {device} has no multi-process backend; use cpu or cuda")
-    if (spec or "auto").strip().lower() not in ("auto", "cuda"):
-        raise DistributedError(f"training.device: {spec} names one GPU, but every rank needs its own; use cuda "
-                               "(rank N trains on cuda:LOCAL_RANK)")
-    count = torch.cuda.device_count()
-    if local_rank >= count:
-        raise DistributedError(f"local rank {local_rank} has no GPU of its own: this machine has {count}; "
-                               "lower --nproc-per-node")
-    torch.cuda.set_device(local_rank)
-    return torch.device("cuda", local_rank), "nccl"
 
 
 def share_size(count: int, world_size: int, rank: int) -> int:
@@ -174,7 +149,7 @@ class DistRun:
         import torch.distributed as dist
 
         rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-        device, backend = rank_device(device_spec, local)
+        device, backend = rank_device(device_spec, local)  # devices.py: the one place that chooses
         timeout = float(timeout_s or os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
         try:
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout),
