@@ -17,7 +17,7 @@ from workbench.builder import GraphBuilder
 from workbench.config import DATA_FIELDS, TRAINING_FIELDS, validate_section
 from workbench.project import Project, save_project
 from workbench.training import Trainer
-from workbench.training.distributed import GlobalBatchSampler, epoch_seeds, share_size
+from workbench.training.distributed import GlobalBatchSampler, epoch_seeds, refuse, share_size
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -129,7 +129,7 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path: Pat
     code, _, err = workbench(capsys, "train", str(project), "--nproc-per-node", "2", "--nnodes", "2", "--print-command")
     assert code == 1 and "--rdzv-endpoint" in err
     # and a rank started by torchrun directly refuses it too, before joining the others
-    from workbench.training import TrainingError
+    from workbench.training.distributed import DistributedError
 
     env = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
     with pytest.MonkeyPatch.context() as mp:
@@ -137,9 +137,13 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path: Pat
             mp.setenv(k, v)
         from workbench.project import load_project
 
-        with pytest.raises(TrainingError, match=r"data\.batch_size: 63 does not split evenly over 2 processes"):
+        with pytest.raises(DistributedError, match=r"data\.batch_size: 63 does not split evenly over 2 processes"):
             Trainer(load_project(project), run_dir=tmp_path / "r", distributed=True).run()
+        with pytest.raises(DistributedError, match=r"training\.task: the adversarial task"):
+            refuse("adversarial", 64)
     assert not (tmp_path / "r").exists()
+    with pytest.raises(DistributedError, match="needs torchrun's environment"):  # no RANK... here
+        Trainer(load_project(project), run_dir=tmp_path / "r", distributed=True).run()
 
 
 def test_several_machines_pass_the_rendezvous_through(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

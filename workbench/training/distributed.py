@@ -45,9 +45,27 @@ from .devices import rank_device
 
 __all__ = ["DEFAULT_TIMEOUT_S", "PAUSE_FILE_ENV", "STOP_FILE_ENV", "TIMEOUT_ENV", "DistRun", "DistributedError",
            "FlagFile", "GlobalBatchSampler", "LaunchOptions", "SyncedControl", "describe", "epoch_seeds",
-           "format_command", "rank_device", "share_size", "torchrun_command", "under_torchrun"]
+           "format_command", "rank_device", "refuse", "share_size", "torchrun_command", "under_torchrun"]
 
 # --------------------------------------------------------------------------- a rank
+
+
+def refuse(task: str, batch_size: int) -> None:
+    """What a rank refuses before it joins the others (every rank refuses alike).
+
+    Raises:
+        DistributedError: naming the setting, or the missing torchrun environment.
+    """
+    if not under_torchrun():
+        raise DistributedError("a distributed run needs torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK): "
+                               "start it with workbench train --nproc-per-node N")
+    if task == "adversarial":
+        raise DistributedError("training.task: the adversarial task trains two models in turn and cannot run on "
+                               "several processes yet; train it in one process")
+    world = int(os.environ["WORLD_SIZE"])
+    if batch_size % world:
+        raise DistributedError(f"data.batch_size: {batch_size} does not split evenly over {world} processes; use a "
+                               f"multiple of {world} (it is the global batch, each process takes an equal share)")
 
 
 def share_size(count: int, world_size: int, rank: int) -> int:

@@ -9,7 +9,6 @@ Everything that can be decided before the first step (device, shapes, data) is.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -219,16 +218,9 @@ class Trainer:
 
     def _join(self) -> None:
         """Refuse what data parallelism cannot do, then join the other ranks (device, backend, flags)."""
-        from .distributed import DistRun, SyncedControl
+        from .distributed import DistRun, SyncedControl, refuse
 
-        if self.cfg["task"] == "adversarial":
-            raise TrainingError("training.task: the adversarial task trains two models in turn and cannot run "
-                                "on several processes yet; train it in one process")
-        world = int(os.environ["WORLD_SIZE"])
-        bs = int(self.data_cfg["batch_size"])
-        if bs % world:
-            raise TrainingError(f"data.batch_size: {bs} does not split evenly over {world} processes; use a multiple "
-                                f"of {world} (it is the global batch, {world} processes take an equal share each)")
+        refuse(self.cfg["task"], int(self.data_cfg["batch_size"]))
         self.dist = DistRun.from_env(self.cfg["device"])
         if not self.dist.is_main:  # rank 0 alone reports and writes
             self.listeners, self.run_dir = [], None
