@@ -295,3 +295,22 @@ def test_each_rank_gets_its_device_and_backend_in_one_place() -> None:
         assert rank_device("auto", 0) == (torch.device("cpu"), "gloo")
         with pytest.raises(DeviceError, match="cuda:1"):
             rank_device("cuda:1", 0)
+
+
+@pytest.mark.slow  # about 20 s: the ranks start and refuse
+def test_the_editor_shows_a_ranks_refusal_and_keeps_no_empty_run_folder(tmp_path: Path) -> None:
+    from workbench.project import load_project
+    from workbench.training.worker import TrainingProcess
+
+    project = load_project(mlp_project(tmp_path / "p.json"))
+    project.training["task"] = "adversarial"  # each rank refuses it before joining the others
+    proc = TrainingProcess(project.to_json(), project.path, {"device": "cpu"}, processes=2)
+    proc.start()
+    events: list[dict] = []
+    end = time.monotonic() + 120
+    while not proc.finished and time.monotonic() < end:
+        events += proc.poll()
+        time.sleep(0.05)
+    errors = [e["message"] for e in events if e["type"] == "error"]
+    assert errors and errors[0].startswith("training.task: the adversarial task trains two models"), errors
+    assert list((tmp_path / "runs" / "p").iterdir()) == []

@@ -145,6 +145,8 @@ def run_ranks(project_json: str, project_path: str | None, overrides: dict[str, 
             proc.wait()
             listener.close()
         reader.join(timeout=5)
+        if not run_dir and not resume and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # the folder made for a run that never started
         said = [ln.split("error:", 1)[1].strip() for ln in errors if ln.startswith("workbench: error:")]
         if said:
             raise WorkbenchError(said[0])
