@@ -94,7 +94,7 @@ def under_torchrun() -> bool:
 
 class FlagFile:
     """A flag other processes can see: set means the file exists.  Has the ``threading.Event``
-    methods the engine uses, so it stands in for one in :class:`~.engine.Control`."""
+    methods the engine uses, so it stands in for one in :class:`workbench.training.Control`."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -107,8 +107,6 @@ class FlagFile:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
 
 
 def _set_parent_death_signal() -> None:

@@ -120,7 +120,14 @@ def run_ranks(project_json: str, project_path: str | None, overrides: dict[str, 
         reader = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
         reader.start()
         conns: list[Any] = []
-        threading.Thread(target=lambda: conns.append(listener.accept()), daemon=True).start()
+
+        def accept() -> None:
+            try:
+                conns.append(listener.accept())
+            except OSError:  # closed: rank 0 never connected (the run failed before it started)
+                pass
+
+        threading.Thread(target=accept, daemon=True).start()
         ended = False
         try:
             while True:
