@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -101,6 +102,12 @@ def test_print_command_is_torchrun_and_runs_two_processes_like_one(tmp_path: Pat
     assert max(abs(a - b) for a, b in zip(one, two, strict=False)) < 1e-5
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summary["distributed"] == {"world_size": 2, "backend": "gloo", "global_batch": 64, "batch_per_rank": 32}
+    if importlib.util.find_spec("tensorboard"):  # rank 0 alone writes TensorBoard's file, with the global losses
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        assert len(list((tmp_path / "two").glob("events.out.tfevents*"))) == 1
+        board = EventAccumulator(str(tmp_path / "two"), size_guidance={"scalars": 0}).Reload()
+        assert [v.value for v in board.Scalars("train/loss")] == pytest.approx(two, rel=1e-6)
 
     # a checkpoint of 2 processes resumes in 1 ...
     resumed_one = one_process(project, tmp_path / "two-then-one", epochs=2,
