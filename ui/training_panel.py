@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import html
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSlider,
+    QSpinBox,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -117,7 +119,14 @@ class TrainingPanel(QWidget):
         self.device.setToolTip("Device to train on; listed by the worker process (the GUI never touches CUDA)")
         self.device.addItem("auto (best available)", "auto")
         self.device.addItem("cpu", "cpu")
-        guard_wheel(self.device)
+        self.processes = QSpinBox()
+        self.processes.setObjectName("processes")
+        self.processes.setRange(1, max(2, os.cpu_count() or 1))
+        self.processes.setSuffix(" process(es)")
+        self.processes.setToolTip("Run on this many processes of this machine (torchrun + DistributedDataParallel): "
+                                  "the batch size is the global batch, split evenly over them; rank 0's events "
+                                  "stream into this dashboard")
+        guard_wheel(self.device, self.processes)
         self.train_button = QPushButton("Train")
         self.train_button.setObjectName("trainButton")
         self.pause_button = QPushButton("Pause")
@@ -138,7 +147,8 @@ class TrainingPanel(QWidget):
         header.addSpacing(12)
         header.addWidget(self.status, 1)
         bar = QHBoxLayout()
-        for w in (QLabel("Device"), self.device, self.train_button, self.pause_button, self.stop_button):
+        for w in (QLabel("Device"), self.device, QLabel("Run on"), self.processes, self.train_button,
+                  self.pause_button, self.stop_button):
             bar.addWidget(w)
         bar.addWidget(self.progress, 1)
 
@@ -256,7 +266,7 @@ class TrainingPanel(QWidget):
         self._task_tabs()
         overrides = {"device": self.device.currentData()}
         self.process = TrainingProcess(self.doc.project.to_json(), self.doc.project.path, overrides,
-                                       resume=Path(resume) if resume else None)
+                                       resume=Path(resume) if resume else None, processes=self.processes.value())
         try:
             self.process.start()
         except (OSError, RuntimeError) as exc:

@@ -173,9 +173,15 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
     import signal
     from pathlib import Path
 
+    from .cli_distributed import launch, rank_control, wants_launch
+
+    if wants_launch(args):  # re-run under torchrun (this process imports no torch)
+        return launch(args)
+    from .launch import under_torchrun
     from .training import Control, Trainer
     from .training.progress import ProgressLine
 
@@ -187,7 +193,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if out.is_dir() and any(out.iterdir()) and not args.resume:
             raise OutputError(f"{out}: the run folder exists and is not empty; give a new folder "
                               "(or --resume a checkpoint to continue a run)")
-    control = Control()
+    distributed = under_torchrun()
+    rank = int(os.environ.get("RANK", "0"))
+    control = rank_control(args) if distributed else Control()
     if args.threads:
         import torch
 
@@ -202,10 +210,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, stop)
     overrides = {"device": args.device, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                  "seed": args.seed}
-    listeners = [] if args.quiet else [ProgressLine()]
+    listeners = [] if args.quiet or rank else [ProgressLine()]
+    if distributed:  # a rank the editor started: rank 0 relays its events
+        from .training.relay import rank_listeners
+
+        listeners += rank_listeners(project)
+    trainer = None
     try:
         trainer = Trainer(project, overrides, run_dir=Path(args.out) if args.out else None,
-                          resume=Path(args.resume) if args.resume else None, listeners=listeners, control=control)
+                          resume=Path(args.resume) if args.resume else None, listeners=listeners, control=control,
+                          distributed=distributed)
         summary = trainer.run()
     except (InputError, OutputError) as exc:  # an unreadable checkpoint, an unwritable run folder
         return _fail(str(exc), EXIT_UNREADABLE)
@@ -213,6 +227,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_INVALID)
     finally:
         signal.signal(signal.SIGINT, previous)
+        if trainer is not None and trainer.dist is not None:
+            trainer.dist.close()
+    if rank:  # rank 0 reports for every process
+        return EXIT_OK if summary["status"] in ("finished", "stopped") else EXIT_INVALID
     if args.json:
         print(json.dumps({**summary, "run_dir": str(trainer.run_dir)}, indent=2))
     else:
@@ -334,7 +352,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
     try:
         gui_main = found[0].load()
     except ImportError as exc:  # PySide6 missing or broken
-        return _fail(f"the GUI cannot start: {exc}", EXIT_UNREADABLE)
+        hint = " (install the editor with: pip install 'neural-workbench[gui]')" if isinstance(
+            exc, ModuleNotFoundError) else ""
+        return _fail(f"the GUI cannot start: {exc}{hint}", EXIT_UNREADABLE)
     return int(gui_main([args.project] if getattr(args, "project", None) else []))
 
 
@@ -428,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_layers)
 
-    p = sub.add_parser("train", help="train a project headless (same engine as the GUI)")
+    # no abbreviations: the launcher passes train's own words on to every rank
+    p = sub.add_parser("train", help="train a project headless (same engine as the GUI)", allow_abbrev=False)
     p.add_argument("project", help="project file (.json)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the project's setting)")
     p.add_argument("--epochs", type=_setting("training", "epochs", int), metavar="N")
@@ -441,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="CKPT", help="checkpoint (.safetensors) to continue from")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    from .cli_distributed import add_arguments as add_distributed_arguments
+
+    add_distributed_arguments(p, _positive_int)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export to ONNX (verified with onnxruntime), PyTorch source, or weights")
@@ -517,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.raw_argv = list(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         args.project = None
         return cmd_gui(args)

@@ -97,6 +97,8 @@ TRAINING_FIELDS: tuple[Param, ...] = (
                "them", minimum=0.05, maximum=100.0),
     FloatParam("alpha", 0.5, "distillation: the weight of the teacher's soft targets (KL x T²); 1 - alpha goes to "
                "the labels' cross-entropy", minimum=0.0, maximum=1.0),
+    BoolParam("tensorboard", True, "also write TensorBoard event files into the run folder (scalars, weight and "
+              "gradient histograms, confusion matrix, hyperparameters; needs the tensorboard extra)"),
 )
 
 

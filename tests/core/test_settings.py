@@ -544,6 +544,14 @@ def _alpha(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     assert not differ(w[0], plain)
 
 
+@probe("training", "tensorboard")
+def _tensorboard(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    on, off = run(tmp, project()), run(tmp, project(training={"tensorboard": False}))
+    assert list(on.trainer.run_dir.glob("events.out.tfevents*"))  # type: ignore[union-attr]
+    assert not list(off.trainer.run_dir.glob("events.out.tfevents*"))  # type: ignore[union-attr]
+
+
 # --------------------------------------------------------------------------- the test
 
 FIELDS = [("data", f.name) for f in DATA_FIELDS] + [("training", f.name) for f in TRAINING_FIELDS]

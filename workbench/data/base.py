@@ -95,17 +95,22 @@ class ImageAugment:
     def max_shift(self) -> int:
         return max(1, round(min(self.image_shape[1:]) / 8))
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, positions: torch.Tensor | None = None,
+                 total: int | None = None) -> torch.Tensor:
+        """``positions`` of a batch of ``total`` (a rank's share): the draws are made for the whole
+        batch and these positions' used, so the share changes as it would in the whole batch."""
         c, h, w = self.image_shape
         b, s = x.shape[0], self.max_shift
+        drawn = total if total is not None else b
+        pick = positions if positions is not None else slice(None)
         img = x.reshape(b, h, w, c).permute(0, 3, 1, 2) if self.channels_last else x.reshape(b, c, h, w)
-        dy = torch.randint(-s, s + 1, (b,), generator=generator).to(x.device)
-        dx = torch.randint(-s, s + 1, (b,), generator=generator).to(x.device)
+        dy = torch.randint(-s, s + 1, (drawn,), generator=generator)[pick].to(x.device)
+        dx = torch.randint(-s, s + 1, (drawn,), generator=generator)[pick].to(x.device)
         padded = torch.nn.functional.pad(img, (s, s, s, s))
         rows = torch.arange(h, device=x.device)[None] - dy[:, None] + s  # out[i] = in[i - dy]
         cols = torch.arange(w, device=x.device)[None] - dx[:, None] + s
         if self.mode == "shift_flip":  # a mirrored image reads its columns right to left
-            flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+            flip = (torch.rand(drawn, generator=generator) < 0.5)[pick].to(x.device)
             cols = torch.where(flip[:, None], cols.flip(1), cols)
         # one gather over the flattened padded image (3-4x faster than advanced indexing on 32x32 RGB)
         index = (rows[:, :, None] * (w + 2 * s) + cols[:, None, :]).reshape(b, 1, h * w).expand(b, c, h * w)

@@ -2,7 +2,8 @@
 
 :func:`list_devices` enumerates what this machine offers (CPU with its thread
 count, each CUDA GPU with name and memory, Apple MPS) and says why something is
-missing; :func:`resolve_device` turns the user's choice into a ``torch.device``.
+missing; :func:`resolve_device` turns the user's choice into a ``torch.device``, and
+:func:`rank_device` gives one process of a distributed run its device and backend.
 Call both inside the training worker so the GUI never initialises CUDA.
 """
 
@@ -100,6 +101,31 @@ def resolve_device(spec: str, devices: list[DeviceInfo] | None = None) -> torch.
     if spec == "mps":
         raise DeviceError(f"device mps is not available: {_mps_status()[1]} (available: {have})")
     raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps (available: {have})")
+
+
+def rank_device(spec: str, local_rank: int) -> tuple[torch.device, str]:
+    """The device and process-group backend of one rank: the only place that chooses them.
+
+    ``cpu`` (or ``auto`` without a GPU) -> gloo; ``cuda``/``auto`` with GPUs -> nccl on
+    ``cuda:LOCAL_RANK`` (one GPU per rank).  A fixed ``cuda:N`` cannot be shared by several ranks.
+
+    Raises:
+        DeviceError: MPS (no multi-process backend), a fixed GPU, or fewer GPUs than ranks.
+    """
+    device = resolve_device(spec)
+    if device.type == "cpu":
+        return device, "gloo"
+    if device.type != "cuda":
+        raise DeviceError(f"training.device: {device} has no multi-process backend; use cpu or cuda")
+    if (spec or "auto").strip().lower() not in ("auto", "cuda"):
+        raise DeviceError(f"training.device: {spec} names one GPU, but every rank needs its own; use cuda "
+                          "(rank N trains on cuda:LOCAL_RANK)")
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise DeviceError(f"local rank {local_rank} has no GPU of its own: this machine has {count}; "
+                          "lower --nproc-per-node")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank), "nccl"
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -27,6 +27,7 @@ from ..project import Project
 from ..weights import WeightsError, apply_state, graph_hash, load_checkpoint, restore_optimizer, save_checkpoint
 from .adversarial import GanParts, gan_step, gan_validate
 from .devices import DeviceError, autocast_dtype, resolve_device
+from .distributed import epoch_seeds
 from .runs import RunWriter, new_run_dir, runs_root
 from .schedule import Schedule
 from .seq2seq import greedy_decode, pairs_text
@@ -87,11 +88,13 @@ class Trainer:
         listeners: called with every event.
         control: pause/stop flags.
         stats_interval: seconds between per-layer statistics events.
+        distributed: this process is one rank of a torchrun job (see :mod:`.distributed`): only rank 0
+            writes the run folder and emits events.
     """
 
     def __init__(self, project: Project, overrides: dict[str, Any] | None = None, run_dir: Path | None = None,
                  resume: Path | None = None, listeners: list[Listener] | None = None,
-                 control: Control | None = None, stats_interval: float = 0.25) -> None:
+                 control: Control | None = None, stats_interval: float = 0.25, distributed: bool = False) -> None:
         self.project = project
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         self.data_cfg = dict(project.data)
@@ -107,6 +110,8 @@ class Trainer:
         self.control = control or Control()
         self.stats_interval = stats_interval
         self.status = "idle"
+        self.distributed = distributed
+        self.dist: Any = None  # a DistRun once prepared
 
     # ------------------------------------------------------------------ events
     def emit(self, event: Event) -> None:
@@ -116,7 +121,9 @@ class Trainer:
     # ------------------------------------------------------------------ set-up (all checks before the first step)
     def prepare(self) -> None:
         cfg = self.cfg
-        self.device = resolve_device(cfg["device"])
+        if self.distributed:
+            self._join()
+        self.device = self.dist.device if self.dist is not None else resolve_device(cfg["device"])
         torch.manual_seed(cfg["seed"])
         from .preflight import preflight_training  # every located problem before anything is allocated
 
@@ -187,13 +194,37 @@ class Trainer:
         self.metric_name, self.metric_mode = primary_metric(task)
         if self.resume is not None:
             self._restore(self.resume)
-        if self.run_dir is None:
-            self.run_dir = (self.resume.parent.parent if self.resume is not None
-                            else new_run_dir(runs_root(self.project.path), self.project.name))
-        self.writer = RunWriter(self.run_dir, {"project": self.project.to_dict(), "training": cfg,
-                                               "data": self.data_cfg, "device": str(self.device)})
-        self.listeners.insert(0, self.writer)
+        self.train_module: torch.nn.Module = self.model
+        if self.dist is not None:  # every rank holds the same weights (the same seed, the same checkpoint)
+            self.train_module = self.dist.wrap(self.model, unused=len(self.compiled.outputs) > 1)
+        self.writer: RunWriter | None = None
+        if self.dist is None or self.dist.is_main:
+            if self.run_dir is None:
+                self.run_dir = (self.resume.parent.parent if self.resume is not None
+                                else new_run_dir(runs_root(self.project.path), self.project.name))
+            self.writer = RunWriter(self.run_dir, {"project": self.project.to_dict(), "training": cfg,
+                                                   "data": self.data_cfg, "device": str(self.device)})
+            self.listeners.insert(0, self.writer)
         self._attr_names = self.compiled.node_name_of_attr()
+        if self.writer is not None and cfg["tensorboard"]:
+            from .tensorboard import MISSING_NOTE, tensorboard_logger
+
+            board = tensorboard_logger(self.run_dir, self.model, self._attr_names,
+                                       {"training": cfg, "data": self.data_cfg})
+            if board is None:
+                self.emit({"type": "log", "message": MISSING_NOTE})
+            else:
+                self.listeners.insert(1, board)
+
+    def _join(self) -> None:
+        """Refuse what data parallelism cannot do, then join the other ranks (device, backend, flags)."""
+        from .distributed import DistRun, SyncedControl, refuse
+
+        refuse(self.cfg["task"], int(self.data_cfg["batch_size"]))
+        self.dist = DistRun.from_env(self.cfg["device"])
+        if not self.dist.is_main:  # rank 0 alone reports and writes
+            self.listeners, self.run_dir = [], None
+        self.control = SyncedControl(self.control, self.dist.device)  # type: ignore[assignment]
 
     def _check_precision(self) -> None:
         """Run the model once under autocast, so a layer that cannot compute in the chosen precision on
@@ -265,7 +296,8 @@ class Trainer:
                    "epochs": cfg["epochs"], "steps_per_epoch": self.steps_per_epoch,
                    "train_samples": len(self.data.train), "val_samples": len(self.data.val or []),
                    "start_epoch": self.start_epoch, "params": self.compiled.total_params,
-                   "layers": list(self._attr_names.values()), "task": cfg["task"]})
+                   "layers": list(self._attr_names.values()), "task": cfg["task"],
+                   "processes": self.dist.world_size if self.dist is not None else 1})
         last_val: dict[str, float] = {}
         bad_epochs = 0
         samples_seen = 0
@@ -310,11 +342,17 @@ class Trainer:
                                 "lower the batch size or the model size") from None
         except RuntimeError as exc:
             self.status = "failed"
+            if self.dist is not None:  # a collective failed: another rank died or hung past the timeout
+                from .distributed import DistributedError
+
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                raise DistributedError(f"rank {self.dist.rank} lost the other processes at step {self.step} "
+                                       f"({first}); the launcher's report names the rank that failed") from None
             if self.device.type != "cpu":
                 raise TrainingError(f"device {self.device} failed at step {self.step}: {exc}") from None
             raise
         finally:
-            summary = {"status": self.status if self.status != "running" else "failed",
+            summary: dict[str, Any] = {"status": self.status if self.status != "running" else "failed",
                        "test": getattr(self, "test_metrics", None),
                        "epochs_done": self._epochs_done, "steps": self.step, "device": str(self.device),
                        "threads": torch.get_num_threads(), "time_s": time.perf_counter() - t0, "final": last_val,
@@ -322,8 +360,13 @@ class Trainer:
                        "project_hash": graph_hash(self.project.graph)}
             if samples_seen:
                 summary["train_samples_per_s"] = samples_seen / max(1e-9, summary["time_s"])
-            self.writer.write_summary(summary)
-            self.writer.close()
+            if self.dist is not None:
+                from .distributed import describe
+
+                summary["distributed"] = describe(self.dist, int(self.data_cfg["batch_size"]))
+            if self.writer is not None:
+                self.writer.write_summary(summary)
+                self.writer.close()
             self.emit({"type": "done", "summary": summary})
         return summary
 
@@ -331,27 +374,34 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         torch.manual_seed(cfg["seed"] * 1000 + epoch)  # dropout: the same per epoch, resumed or not
-        # shuffling and augmentation follow the data seed, also the same per epoch (epochs < 2**20)
-        data_seed = (int(self.data_cfg["seed"]) << 20) + epoch
-        gen = torch.Generator().manual_seed(2 * data_seed)
-        augment_gen = torch.Generator().manual_seed(2 * data_seed + 1)
-        loader = DataLoader(self.data.train, batch_size=int(self.data_cfg["batch_size"]),
-                            shuffle=bool(self.data_cfg["shuffle"]), generator=gen)
+        # shuffling and augmentation follow the data seed, also the same per epoch and number of processes
+        shuffle_seed, augment_seed = epoch_seeds(int(self.data_cfg["seed"]), epoch)
+        augment_gen = torch.Generator().manual_seed(augment_seed)
+        if self.dist is not None:  # this rank's share of the same global batches
+            loader = self.dist.loader(self.data.train, int(self.data_cfg["batch_size"]),
+                                      bool(self.data_cfg["shuffle"]), int(self.data_cfg["seed"]), epoch)
+        else:
+            loader = DataLoader(self.data.train, batch_size=int(self.data_cfg["batch_size"]),
+                                shuffle=bool(self.data_cfg["shuffle"]),
+                                generator=torch.Generator().manual_seed(shuffle_seed))
         total, count = 0.0, 0
         window_t, window_n = time.perf_counter(), 0
         last_stats = 0.0
         for i, (x, y) in enumerate(loader):
+            self._sync()
             while self.control.pause.is_set() and not self.control.stop.is_set():
                 if self.status != "paused":
                     self.status = "paused"
                     self.emit({"type": "status", "status": "paused"})
                 time.sleep(0.05)
+                self._sync()
             if self.status == "paused":
                 self.status = "running"
                 self.emit({"type": "status", "status": "running"})
                 window_t = time.perf_counter()
             if self.data.augment is not None:  # training batches only; validation and test stay as they are
-                x = self.data.augment(x, augment_gen)
+                x = (self.dist.augment(self.data.augment, x, augment_gen, i) if self.dist is not None
+                     else self.data.augment(x, augment_gen))
                 if cfg["task"] == "reconstruction":
                     y = x
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -379,11 +429,14 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                 inputs, target = model_inputs(cfg["task"], x, y)
-                out = self.model(*inputs)
+                out = self.train_module(*inputs)
                 out = out[0] if isinstance(out, tuple) else out
                 loss = (self.teacher.loss(out, inputs[0], target, self.num_classes) if self.teacher is not None
                         else loss_fn(cfg["task"], out, target, self.num_classes))
-            if not torch.isfinite(loss):
+            shown, n = loss, x.shape[0]
+            if self.dist is not None:  # the global batch's mean, the same on every rank
+                loss, shown, n = self.dist.global_mean(loss, i)
+            if not torch.isfinite(shown):
                 where = first_nonfinite_node(self.compiled, *inputs)
                 self.status = "failed"
                 # before any update the weights are the initial ones: the learning rate cannot be the cause
@@ -391,7 +444,7 @@ class Trainer:
                         "node outside its domain (log or sqrt of negative values, a division by zero) or its weights "
                         "are not finite"
                         if self.step == self.start_step else "; try a lower learning rate or gradient clipping")
-                raise TrainingError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {self.step + 1}"
+                raise TrainingError(f"the loss became {shown.item()} at epoch {epoch + 1}, step {self.step + 1}"
                                     + (f"; the first non-finite values come from node \"{where}\"" if where else "")
                                     + hint)
             if self.scaler is not None:
@@ -411,10 +464,10 @@ class Trainer:
             else:
                 self.optimizer.step()
             self.step += 1
-            value = float(loss.detach())
-            total += value * x.shape[0]
-            count += x.shape[0]
-            window_n += x.shape[0]
+            value = float(shown.detach())
+            total += value * n
+            count += n
+            window_n += n
             elapsed = time.perf_counter() - window_t
             self.emit({"type": "batch", "epoch": epoch + 1, "step": self.step, "loss": value, "lr": lr,
                        "samples_per_s": window_n / elapsed if elapsed > 0 else 0.0,
@@ -473,6 +526,8 @@ class Trainer:
 
     def _measure(self, dataset: TensorDataset) -> tuple[MetricAccumulator, list[torch.Tensor]]:
         """One pass over a held-out split: accumulated metrics, and any 2-D latent codes."""
+        if self.dist is not None:  # every rank measures rank 0's model, so all take the same decisions
+            self.dist.sync_buffers(self.model)
         self.model.eval()
         acc = MetricAccumulator(self.cfg["task"], self.num_classes, self.cfg["top_k"])
         latents: list[torch.Tensor] = []
@@ -518,8 +573,14 @@ class Trainer:
                 grads[name] = float(torch.sqrt(sum((g.detach().float() ** 2).sum() for g in gs)))
         return {"grad_norm": grads, "weight_norm": weights}
 
-    def _checkpoint(self, kind: str, epoch: int, metrics: dict[str, Any]) -> Path:
-        assert self.run_dir is not None
+    def _sync(self) -> None:
+        """Distributed: take rank 0's pause and stop flags (a batch boundary on every rank)."""
+        if self.dist is not None:
+            self.control.sync()  # type: ignore[attr-defined]
+
+    def _checkpoint(self, kind: str, epoch: int, metrics: dict[str, Any]) -> Path | None:
+        if self.run_dir is None:  # a rank other than 0: rank 0 writes the one checkpoint
+            return None
         path = self.run_dir / "checkpoints" / f"{kind}.safetensors"
         meta = {"epoch": epoch, "step": self.step, "metrics": metrics, "best": self.best,
                 "project_hash": graph_hash(self.project.graph), "schedule": self.schedule.state(),

@@ -28,7 +28,8 @@ class ProgressLine:
         if kind == "start":
             self.epochs = e["epochs"]
             self._t0 = time.perf_counter()
-            self._write(f"training on {e['device']}: {e['train_samples']} training / {e['val_samples']} validation "
+            where = f"{e['device']} x {e['processes']} processes" if e.get("processes", 1) > 1 else e["device"]
+            self._write(f"training on {where}: {e['train_samples']} training / {e['val_samples']} validation "
                         f"samples, {e['params']:,} parameters -> {e['run_dir']}\n")
         elif kind == "batch":
             now = time.perf_counter()

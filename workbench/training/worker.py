@@ -43,8 +43,9 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def worker_main(project_json: str, project_path: str | None, overrides: dict[str, Any], run_dir: str | None,
-                resume: str | None, events: Any, pause: Any, stop: Any, parent_pid: int, threads: int) -> None:
-    """Entry point of the worker process."""
+                resume: str | None, events: Any, pause: Any, stop: Any, parent_pid: int, threads: int,
+                processes: int = 1) -> None:
+    """Entry point of the worker process (``processes`` > 1: it runs torchrun and relays rank 0)."""
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     if hasattr(os, "nice"):
         # A background job: the editor must win the CPU when both want it (it needs ~20 % of a core).
@@ -73,6 +74,11 @@ def worker_main(project_json: str, project_path: str | None, overrides: dict[str
 
     try:
         send({"type": "devices", "devices": [d.__dict__ for d in list_devices()]})
+        if processes > 1:
+            from .relay import run_ranks
+
+            run_ranks(project_json, project_path, overrides, run_dir, resume, send, pause, stop, threads, processes)
+            return
         project = loads_project(project_json)
         project.path = Path(project_path) if project_path else None
         trainer = Trainer(project, overrides, run_dir=Path(run_dir) if run_dir else None,
@@ -98,7 +104,8 @@ class TrainingProcess:
     """
 
     def __init__(self, project_json: str, project_path: Path | None, overrides: dict[str, Any] | None = None,
-                 run_dir: Path | None = None, resume: Path | None = None, threads: int | None = None) -> None:
+                 run_dir: Path | None = None, resume: Path | None = None, threads: int | None = None,
+                 processes: int = 1) -> None:
         ctx = mp.get_context("spawn")  # fork is unsafe with threads, CUDA and Qt
         self.events = ctx.Queue()
         self.pause_flag, self.stop_flag = ctx.Event(), ctx.Event()
@@ -107,7 +114,7 @@ class TrainingProcess:
             target=worker_main,
             args=(project_json, str(project_path) if project_path else None, overrides or {},
                   str(run_dir) if run_dir else None, str(resume) if resume else None, self.events,
-                  self.pause_flag, self.stop_flag, os.getpid(), threads or self.default_threads()),
+                  self.pause_flag, self.stop_flag, os.getpid(), threads or self.default_threads(), processes),
             daemon=True,
             name="workbench-training",
         )
