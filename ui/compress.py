@@ -86,6 +86,7 @@ class CompressDialog(QDialog):
         self.report: CompressReport | None = None
         self.written: str | None = None  # the project structured pruning wrote (to open)
         self._out_edited = False
+        self._shown_doc: object = None
         self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(50)
@@ -259,6 +260,12 @@ class CompressDialog(QDialog):
     def refresh(self) -> None:
         """Read the window's project again: its name, its runs' checkpoints and weights."""
         project = self.window_.doc.project
+        if self._shown_doc is not self.window_.doc:  # another project: its own output name, not the last one's
+            self._shown_doc = self.window_.doc
+            self._out_edited = False
+            self._clear_report()
+            self.status.setText("Choose a method and where to write the result, then Compress.")
+            self.progress.setFormat("idle")
         self.project_label.setText(html.escape(project.name) + (f" ({project.path})" if project.path else
                                                                 " (not saved)"))
         self.refresh_weights()

@@ -179,8 +179,12 @@ def test_what_keeps_a_job_from_starting_is_said(window: Any, qtbot: Any, trained
     assert dialog.weights.currentData() == "__choose__"
     click(dialog.run_button)
     assert not dialog.running and "No trained weights" in dialog.status.text()
+    type_into(dialog.output, str(tmp_path / "mine.onnx"))
     dialog.close()
     dialog = open_dialog(window, trained)
+    # another project: its own weights and output name, and none of the last one's messages
+    assert Path(dialog.output.text()) == trained.with_name("digits_cnn_int8.onnx")
+    assert dialog.weights.currentData().endswith("last.safetensors") and "No trained" not in dialog.status.text()
     type_into(dialog.max_drop, "lots")
     click(dialog.run_button)
     assert not dialog.running and "Refuse a drop over" in dialog.status.text()
