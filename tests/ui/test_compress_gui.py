@@ -15,7 +15,7 @@ import torch
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QPainter, QPixmap
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from tests.ui.conftest import CNN, ROOT
 from ui.compress import CompressDialog
@@ -58,6 +58,7 @@ def type_into(field: Any, text: str) -> None:
 
 def choose(combo: Any, text: str) -> None:
     """Pick a combo box item by typing its first letters."""
+    QTest.qWait(QApplication.keyboardInputInterval() + 50)  # a new search, not the end of the last one
     combo.setFocus()
     QTest.keyClicks(combo, text)
     assert combo.currentText().startswith(text), combo.currentText()
@@ -229,3 +230,28 @@ def test_stop_now_ends_the_job_at_once(window: Any, qtbot: Any, trained: Path, t
     assert not dialog.running and dialog.outcome["status"] == "cancelled"
     qtbot.waitUntil(lambda: not process.is_alive(), timeout=10_000)
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_each_setting_reaches_the_job(window: Any, trained: Path) -> None:
+    """What is typed or chosen is what the job gets (the core's tests show each one changes what it
+    does: tests/core/test_quantize.py, test_prune.py); a setting the method does not use is hidden
+    and not sent."""
+    dialog = open_dialog(window, trained)
+    choose(dialog.method, "Channel")
+    type_into(dialog.amount, "30")
+    choose(dialog.criterion, "Batch")
+    click(dialog.include_linear, QPoint(8, dialog.include_linear.height() // 2))  # on its box
+    type_into(dialog.finetune, "4")
+    type_into(dialog.max_drop, "1,5")  # a decimal comma is read too
+    opts = dialog.options()
+    assert opts == {"checkpoint": dialog.weights.currentData(), "threads": dialog.threads.value(), "amount": 0.3,
+                    "criterion": "bn", "include_linear": True, "finetune_epochs": 4, "max_drop": 1.5}
+    choose(dialog.method, "Magnitude")
+    choose(dialog.scope, "the smallest in")
+    assert not dialog.criterion.isVisibleTo(dialog) and dialog.scope.isVisibleTo(dialog)
+    opts = dialog.options()
+    assert opts["scope"] == "layer" and "criterion" not in opts and "finetune_epochs" not in opts
+    choose(dialog.method, "Dynamic")
+    assert not dialog.amount.isVisibleTo(dialog) and not dialog.calibration.isVisibleTo(dialog)
+    assert dialog.options()["mode"] == "dynamic" and "amount" not in dialog.options()
+    assert Path(dialog.output.text()).name == "digits_cnn_dynamic.onnx"  # the default name follows the method
