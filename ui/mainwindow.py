@@ -29,6 +29,7 @@ from .canvas.reading import ReadingActions
 from .canvas.scene import GraphScene
 from .canvas.view import GraphView
 from .compare import compare_with_dialog
+from .compress import compress_dialog
 from .cost_view import CostView
 from .diagram_export import export_diagram_dialog
 from .document import Document
@@ -290,6 +291,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         run_menu.addAction(self.act_train)
         run_menu.addAction(self.act_stop)
         self.act_explain = run_menu.addAction("&Explain Predictions…", self.show_explain)
+        self.act_compress = run_menu.addAction("&Compress…", lambda: compress_dialog(self))
         for a in (self.act_new, self.act_open, self.act_save, None, self.act_undo, self.act_redo, None,
                   self.act_fit, self.reading.layout, None, self.act_train, self.act_stop):
             if a is self.reading.layout:

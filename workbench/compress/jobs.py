@@ -26,6 +26,10 @@ def compress_job(kind: str, project_json: str, project_path: str | None, out: st
     from .prune import prune_structured, prune_unstructured
     from .quantize import quantize
 
+    if options.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(options["threads"]))  # this process's torch too (export, data, pruning)
     project = loads_project(project_json)
     project.path = Path(project_path) if project_path else None
     fn = {"quantize": quantize, "prune_structured": prune_structured, "prune_unstructured": prune_unstructured}[kind]
