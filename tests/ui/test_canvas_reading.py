@@ -241,7 +241,7 @@ def test_f3_opens_the_search_and_ctrl_f_finds_the_last_text_again(window) -> Non
     assert not search.isVisible() and window.scene.highlighted == {}
 
 
-def test_search_marks_show_far_out_and_follow_a_graph_change(window, qtbot, tmp_path: Path) -> None:
+def test_search_marks_show_far_out(window, qtbot, tmp_path: Path) -> None:
     window.open_path(generated(tmp_path / "g.json"))
     window.view.fit()
     assert window.scene.overview_on  # 300 nodes fitted: drawn as shapes
@@ -321,6 +321,12 @@ def test_a_click_in_the_overview_map_centres_the_canvas_there_and_a_drag_pans(wi
     # after the release, moving over the map does nothing
     QTest.mouseMove(minimap, start)
     assert_centred_on(window, "conv1", slack)
+    # the wheel over the map zooms the canvas
+    pos = QPointF(minimap.rect().center())
+    QApplication.sendEvent(minimap, QWheelEvent(pos, QPointF(minimap.mapToGlobal(pos.toPoint())), QPoint(),
+                                                QPoint(0, -240), Qt.MouseButton.NoButton, NO,
+                                                Qt.ScrollPhase.NoScrollPhase, False))
+    assert view.zoom() == pytest.approx(zoom / 1.15**2)
     assert window.doc.undo_stack.count() == 0
 
 
@@ -624,3 +630,26 @@ def test_a_block_chevron_click_expands_that_block_only(window, qtbot) -> None:
     chevron = window.view.mapFromScene(item.mapToScene(item.chevron_rect().center()))
     QTest.mouseClick(window.view.viewport(), LEFT, NO, chevron)
     assert not scene.expansions and scene.nodes[block2].pos() == below
+
+
+def test_the_search_follows_edits_without_moving_the_canvas(window, qtbot) -> None:
+    window.open_path(CNN)
+    search, g = window.view.search, window.doc.graph
+    key(window, Qt.Key.Key_F, CTRL)
+    QTest.keyClicks(search.edit, "relu")
+    QTest.keyClick(search.edit, Qt.Key.Key_Return)  # at relu2, 2 of 3
+    assert names(window, [search.matches[search.current]]) == ["relu2"]
+    relu1 = g.by_name("relu1").id
+    window.scene.select_nodes([relu1])  # delete relu1 with the Delete key
+    key(window, Qt.Key.Key_Delete)
+    assert relu1 not in g.nodes
+    assert names(window, search.matches) == ["relu2", "relu3"] and search.count.text() == "1 of 2"
+    assert set(window.scene.highlighted) == set(search.matches)
+    where = centre(window)
+    window.editor.add_layer("ReLU", QPointF(600, 0), connect=False)  # a new match comes in, the canvas stays
+    assert names(window, search.matches) == ["relu2", "relu3", "relu1"]  # the new one took the free name
+    assert search.count.text() == "1 of 3" and centre(window) == where
+    QTest.keyClick(search.edit, Qt.Key.Key_Return)  # stepping goes on from where it was
+    assert names(window, [search.matches[search.current]]) == ["relu3"]
+    assert_centred_on(window, "relu3")
+    assert search.count.text() == "2 of 3"
