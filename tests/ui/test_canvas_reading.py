@@ -653,3 +653,48 @@ def test_the_search_follows_edits_without_moving_the_canvas(window, qtbot) -> No
     assert names(window, [search.matches[search.current]]) == ["relu3"]
     assert_centred_on(window, "relu3")
     assert search.count.text() == "2 of 3"
+
+
+def test_blocks_expand_in_place_in_a_left_to_right_graph(window, qtbot) -> None:
+    window.open_path(RESNET)
+    scene, g = window.scene, window.doc.graph
+    key(window, Qt.Key.Key_L, CTRL | SHIFT)
+    assert scene.direction == "LR"
+    before, start = top_level_positions(window), project_json(window)
+    menu_click(window, "&View", window.reading.expand_all)
+    boxes = {nid: item.scene_body_rect() for nid, item in scene.nodes.items()}
+    for a, b in pairwise(g.topological_order()):  # one row, each box wholly right of the one before
+        assert boxes[b].left() >= boxes[a].right(), (g.nodes[a].name, g.nodes[b].name)
+    for b in (n.id for n in g if n.is_block):
+        frame, inner = boxes[b], scene.expansions.inner_nodes(b)
+        assert inner and all(frame.contains(i.scene_body_rect()) for i in inner)
+        assert frame.right() - max(i.scene_body_rect().right() for i in inner) <= NODE_W / 2
+        for i in inner:  # the inside flows left to right too
+            assert {p.scenePos().x() for p in i.inputs.values()} <= {i.scene_body_rect().left()}
+            assert {p.scenePos().x() for p in i.outputs.values()} <= {i.scene_body_rect().right()}
+    assert_wires_clear(window)
+    menu_click(window, "&View", window.reading.collapse_all)
+    assert top_level_positions(window) == before and project_json(window) == start
+
+
+def test_far_out_a_click_selects_a_drag_moves_and_the_rubber_band_selects(window, qtbot) -> None:
+    window.open_path(CNN)
+    view, scene, g = window.view, window.scene, window.doc.graph
+    for _ in range(30):
+        wheel(window, -1)
+    assert scene.overview_on  # the items do not paint: the scene answers the mouse from its own index
+    vp = view.viewport()
+    fc = g.by_name("fc").id
+    QTest.mouseClick(vp, LEFT, NO, view.mapFromScene(node_rect(window, "fc").center()))
+    assert scene.selected_node_ids() == [fc]
+    was = g.nodes[fc].position
+    at = view.mapFromScene(node_rect(window, "fc").center())
+    drag(vp, at, at + QPoint(40, 0))
+    moved = g.nodes[fc].position
+    assert moved[1] == was[1] and moved[0] == pytest.approx(was[0] + 40 / view.zoom(), abs=20)  # snapped
+    assert window.doc.undo_stack.count() == 1 and window.doc.undo_stack.undoText().startswith("Move")
+    # a rubber band from empty canvas over the first three nodes
+    top = view.mapFromScene(node_rect(window, "image").topLeft() - QPointF(300, 40))
+    bottom = view.mapFromScene(node_rect(window, "bn1").bottomRight() + QPointF(300, 10))
+    drag(vp, top, bottom)
+    assert sorted(names(window, scene.selected_node_ids())) == ["bn1", "conv1", "image"]
