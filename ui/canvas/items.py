@@ -15,6 +15,7 @@ building and drawing the canvas.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -390,11 +391,13 @@ class NodeItem(QGraphicsItem):
             return []
         room = NODE_W - 22 - (26 if self._chevron_shown(lod) else 0)
         detail = bool(self.subtitle) and lod >= DETAIL_ZOOM
-        detail_px = READABLE_PX / lod
+        # fonts come in whole scene pixels, rounded down: the least readable size is rounded up
+        # here, or near 100% (a scene pixel nearly a screen pixel) the type would fall below it
+        detail_px = float(math.ceil(READABLE_PX / lod - 1e-9))
         cap = NAME_MAX_PX if not detail else min(NAME_MAX_PX, (NODE_H - 8 - detail_px * 1.2) / 1.2)
         width_1px = max(1e-6, _font(100, True)[1].horizontalAdvance(self.title) / 100)
         fit = 0.97 * room / width_1px
-        px = min(cap, max(min(NAME_TARGET_PX / lod, fit), READABLE_PX / lod))
+        px = min(cap, max(min(NAME_TARGET_PX / lod, fit), detail_px))
         for stretch in NAME_STRETCHES:  # a long name is set narrower before it is cut short
             name_font, name_m = _font(px, True, stretch)
             if name_m.horizontalAdvance(self.title) <= room:
@@ -581,7 +584,7 @@ class EdgeItem(QGraphicsPathItem):
         self.error = False
         self.hover = False
         self.tip = ""
-        self._local = parent is not None and parent.parentItem() is not None  # inside an expanded block
+        self._local = parent is not None  # inside an expanded block: drawn in the block's coordinates
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
         self.update_path()

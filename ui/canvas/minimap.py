@@ -42,8 +42,9 @@ class Minimap(QWidget):
         """The view shows another scene: follow its document's changes."""
         self._picture = None
         scene = self.view.graph_scene
-        scene.doc.changed.connect(self._graph_changed)
-        scene.expandedChanged.connect(self._graph_changed)
+        unique = Qt.ConnectionType.UniqueConnection  # the same document comes back with each of its graphs
+        scene.doc.changed.connect(self._graph_changed, unique)
+        scene.expandedChanged.connect(self._graph_changed, unique)
         self.update()
 
     def _graph_changed(self, *_args: object) -> None:

@@ -529,7 +529,9 @@ class GraphScene(QGraphicsScene):
                 delta = self.nodes[nid].pos() - old
                 x, y = g.nodes[nid].position
                 moves[nid] = ((x, y), (x + delta.x(), y + delta.y()))
-                self._touched.append(QRectF(old, self.nodes[nid].scene_body_rect().size()))
+                # where it left and where it came: wires passing either may be routed otherwise now
+                body = self.nodes[nid].scene_body_rect()
+                self._touched += [QRectF(old, body.size()), body]
         self._press_positions = {}
         if moves:  # one command per drag gesture
             self.doc.undo_stack.push(MoveNodesCommand(g, moves))

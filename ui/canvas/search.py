@@ -101,12 +101,26 @@ class SearchBar(QFrame):
 
     def scene_changed(self) -> None:
         """The view shows another graph: its matches are not these."""
+        self.view.graph_scene.doc.changed.connect(self._graph_changed, Qt.ConnectionType.UniqueConnection)
         if self.isVisible() and self.edit.text():
             self.search(self.edit.text())
         else:
             self.matches, self.current = [], -1
 
-    def _show(self) -> None:
+    def _graph_changed(self, _ids: object = None) -> None:
+        """An edit while the search is open: match again (a node deleted, renamed or added), keep
+        the current match if it is still one, and leave the canvas where the user has it."""
+        if not self.isVisible() or not self.edit.text().strip():
+            return
+        current = self.matches[self.current] if 0 <= self.current < len(self.matches) else None
+        self.matches = find_nodes(self.view.graph_scene, self.edit.text())
+        if current in self.matches:
+            self.current = self.matches.index(current)
+        else:
+            self.current = min(max(self.current, 0), len(self.matches) - 1)
+        self._show(move=False)
+
+    def _show(self, move: bool = True) -> None:
         scene = self.view.graph_scene
         marks = {nid: "match" for nid in self.matches}
         text = self.edit.text().strip()
@@ -114,8 +128,9 @@ class SearchBar(QFrame):
             nid = self.matches[self.current]
             marks[nid] = "current"
             scene.set_highlights(marks)
-            scene.select_nodes([nid])  # the inspector follows
-            self.view.show_node(nid)
+            if move:
+                scene.select_nodes([nid])  # the inspector follows
+                self.view.show_node(nid)
             self.count.setText(f"{self.current + 1} of {len(self.matches)}")
         else:
             scene.set_highlights({})

@@ -82,6 +82,8 @@ class GraphView(QGraphicsView):
         self.horizontalScrollBar().valueChanged.connect(self._view_changed)
         self.verticalScrollBar().valueChanged.connect(self._view_changed)
         self._follow_scene(scene)
+        self.search.scene_changed()
+        self.minimap.scene_changed()
         self.update_scene_rect()
 
     @property
