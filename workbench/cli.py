@@ -483,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_explain_parser(sub)
 
+    from .federated.cli import add_parser as add_federate_parser
+
+    add_federate_parser(sub)
+
     from .cli_privacy import add_parser as add_privacy_parser
 
     add_privacy_parser(sub)

@@ -1,0 +1,154 @@
+"""Federated training with Flower: partitions, Flower's aggregation against the weighted mean of
+the clients' own updates, FedProx's mu, the run folder the dashboard reads, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.federated import (
+    FederatedError,
+    FederatedSettings,
+    PartitionError,
+    deployment_commands,
+    label_histograms,
+    parse_partitioning,
+    partition,
+)
+from workbench.project import save_project
+from workbench.samples import digits_mlp
+
+LABELS = np.repeat(np.arange(10), 60)  # 600 samples, 10 balanced classes
+
+
+@pytest.mark.parametrize("how", ["iid", "dirichlet:0.5"])
+def test_partitions_cover_every_sample_once(how: str) -> None:
+    parts = partition(LABELS, 7, parse_partitioning(how), seed=3)
+    joined = np.concatenate(parts)
+    assert len(parts) == 7 and sum(len(p) for p in parts) == len(LABELS)
+    assert np.array_equal(np.sort(joined), np.arange(len(LABELS)))
+    if how == "iid":
+        assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
+
+
+def _skew(alpha: float, seed: int = 0) -> float:
+    """Mean total-variation distance between a client's label distribution and the global one."""
+    parts = partition(LABELS, 10, parse_partitioning(f"dirichlet:{alpha}"), seed)
+    hist = label_histograms(LABELS, parts, 10).astype(float)
+    dist = hist / hist.sum(1, keepdims=True)
+    return float(np.abs(dist - 0.1).sum(1).mean() / 2)
+
+
+def test_dirichlet_alpha_sets_the_label_skew() -> None:
+    iid = partition(LABELS, 10, parse_partitioning("iid"), 0)
+    iid_hist = label_histograms(LABELS, iid, 10) / 60
+    iid_skew = float(np.abs(iid_hist / iid_hist.sum(1, keepdims=True) - 0.1).sum(1).mean() / 2)
+    skews = [_skew(a) for a in (0.1, 0.5, 100.0)]
+    assert skews[0] > skews[1] > skews[2]
+    assert skews[0] > 0.5 and skews[2] < 0.15 and iid_skew < skews[1]
+
+
+def test_the_same_seed_gives_the_same_partition() -> None:
+    how = parse_partitioning("dirichlet:0.5")
+    a, b, c = (partition(LABELS, 5, how, s) for s in (1, 1, 2))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+@pytest.mark.parametrize("text", ["dirichlet", "dirichlet:-1", "dirichlet:x", "shards:2", "iid:3"])
+def test_a_bad_partition_is_refused_by_name(text: str) -> None:
+    with pytest.raises(PartitionError, match="--partition"):
+        parse_partitioning(text)
+
+
+def test_more_clients_than_samples_is_refused() -> None:
+    with pytest.raises(PartitionError, match="fewer clients"):
+        partition(LABELS[:10], 8, parse_partitioning("iid"), 0)
+
+
+@pytest.mark.parametrize(("change", "word"), [({"clients": 1}, "--clients"), ({"strategy": "fedsgd"}, "--strategy"),
+                                              ({"strategy": "fedprox", "mu": 0.0}, "mu"),
+                                              ({"fraction_fit": 0.1}, "--fraction-fit")])
+def test_settings_that_cannot_run_are_refused(change: dict, word: str) -> None:
+    with pytest.raises(FederatedError, match=word):
+        FederatedSettings("p.json", **{"clients": 4, **change}).check()
+
+
+def test_the_printed_commands_name_flowers_apps_and_every_setting(tmp_path: Path) -> None:
+    pytest.importorskip("flwr", reason="the federated extra (flwr) is not installed")
+    settings = FederatedSettings(str(tmp_path / "p.json"), clients=4, rounds=7, partition="dirichlet:0.3")
+    text = deployment_commands(settings, "10.0.0.5")
+    assert "flower-superlink" in text and "10.0.0.5:9092" in text and "num-partitions=4" in text
+    assert 'clientapp = "workbench.federated.app:client_app"' in text and "rounds = 7" in text
+    assert 'partition = "dirichlet:0.3"' in text
+    from flwr.clientapp import ClientApp
+    from flwr.serverapp import ServerApp
+
+    from workbench.federated import app
+
+    assert isinstance(app.client_app, ClientApp) and isinstance(app.server_app, ServerApp)
+
+
+def _expected(settings: FederatedSettings, mu: float) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """The global weights after each round, computed here: every client trains with the same code
+    and seeds, and the new global model is the mean of their weights weighted by their sample counts."""
+    from workbench.federated.app import _CACHE, client_data, local_train
+
+    _CACHE.clear()
+    data = client_data(settings)
+    state = {k: v.clone() for k, v in data.module.state_dict().items()}
+    accuracies = []
+    for rnd in range(1, settings.rounds + 1):
+        results = [local_train(data, state, c, settings, rnd, mu) for c in range(settings.clients)]
+        total = sum(m["num-examples"] for _, m in results)
+        state = {k: sum(w[k].double() * m["num-examples"] / total for w, m in results).to(state[k].dtype)
+                 for k in state}
+        from workbench.federated.app import evaluate
+
+        accuracies.append(evaluate(data, state)["accuracy"])
+    return state, accuracies
+
+
+def test_a_short_simulation_aggregates_as_fedprox_says(tmp_path: Path) -> None:
+    """Two clients of unequal size, two rounds of Flower's FedProx: the global model is the weighted
+    mean of the clients' proximal updates (and differs from FedAvg's), each round has global and
+    per-client metrics in the run folder."""
+    pytest.importorskip("flwr", reason="the federated extra (flwr) is not installed")
+    from workbench.federated import simulate
+    from workbench.weights import load_checkpoint
+
+    path = tmp_path / "p.json"
+    save_project(digits_mlp(), path)
+    settings = FederatedSettings(str(path), clients=2, rounds=2, partition="dirichlet:0.3", strategy="fedprox",
+                                 mu=1.0, seed=5)
+    summary = simulate(settings, tmp_path / "run")
+    assert summary["status"] == "finished" and len(set(summary["client_samples"])) == 2
+    want, accuracies = _expected(settings, mu=1.0)
+    got = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors").state("model")
+    for k, v in want.items():
+        torch.testing.assert_close(got[k], v, rtol=1e-4, atol=1e-5)
+    fedavg, _ = _expected(settings, mu=0.0)
+    assert max(float((fedavg[k] - want[k]).abs().max()) for k in want) > 1e-3  # mu changes the result
+    rounds = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert [r["val_accuracy"] for r in rounds] == pytest.approx(accuracies, abs=1e-6)
+    assert set(rounds[0]["clients"]) == {"0", "1"}
+    assert sorted(c["num-examples"] for c in rounds[0]["clients"].values()) == sorted(summary["client_samples"])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["final"]["accuracy"] == rounds[-1][
+        "val_accuracy"]
+
+
+def test_cli_refuses_bad_settings_before_starting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    path = tmp_path / "p.json"
+    save_project(digits_mlp(), path)
+    assert main(["federate", str(path), "--clients", "3", "--partition", "dirichlet:zero"]) == 1
+    assert "--partition" in capsys.readouterr().err
+    assert main(["federate", str(path), "--clients", "3", "--print-commands"]) == 0
+    assert "num-partitions=3" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()
