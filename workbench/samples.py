@@ -253,6 +253,20 @@ def dp_digits() -> Project:
     return project
 
 
+def federated_digits() -> Project:
+    """The digits MLP for federated training (``workbench federate``): small batches, so that a client's
+    share of the data still makes several steps per round."""
+    project = digits_mlp()
+    project.name = "Federated digits"
+    project.description = ("The digits MLP for federated training with Flower: workbench federate "
+                           "samples/federated_digits.json --clients 10 --rounds 20 --partition dirichlet:0.5 simulates "
+                           "10 clients holding label-skewed shares of the training split, trained with FedAvg (about "
+                           "95% validation accuracy after 20 rounds; 98% trained centrally).")
+    project.data["batch_size"] = 32
+    project.training["lr"] = 0.005
+    return project
+
+
 SAMPLES: dict[str, Callable[[], Project]] = {
     "digits_mlp.json": digits_mlp,
     "digits_cnn.json": digits_cnn,
@@ -265,6 +279,7 @@ SAMPLES: dict[str, Callable[[], Project]] = {
     "digits_gan.json": digits_gan,
     "numbers_to_words.json": numbers_to_words,
     "dp_digits.json": dp_digits,
+    "federated_digits.json": federated_digits,
 }
 
 #: titles of the samples (each equals its project's name; a test checks), for menus that list them
@@ -281,4 +296,5 @@ SAMPLE_TITLES: dict[str, str] = {
     "digits_gan": "Digits DCGAN",
     "numbers_to_words": "Numbers to words translation",
     "dp_digits": "DP digits",
+    "federated_digits": "Federated digits",
 }

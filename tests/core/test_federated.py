@@ -152,3 +152,15 @@ def test_cli_refuses_bad_settings_before_starting(tmp_path: Path, capsys: pytest
     assert main(["federate", str(path), "--clients", "3", "--print-commands"]) == 0
     assert "num-partitions=3" in capsys.readouterr().out
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("setting", "value"), [("privacy", True), ("schedule", "cosine"), ("precision", "bf16")])
+def test_project_settings_clients_cannot_honour_are_refused(tmp_path: Path, setting: str, value: object) -> None:
+    from workbench.federated.app import _CACHE, client_data
+
+    project = digits_mlp()
+    project.training[setting] = value
+    save_project(project, tmp_path / "p.json")
+    _CACHE.clear()
+    with pytest.raises(FederatedError, match=f"training.{setting}"):
+        client_data(FederatedSettings(str(tmp_path / "p.json"), clients=3))

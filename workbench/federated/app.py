@@ -73,7 +73,7 @@ class FederatedSettings:
     strategy: str = "fedavg"
     mu: float = 0.01
     fraction_fit: float = 1.0
-    local_epochs: int = 1
+    local_epochs: int = 2
     seed: int = 0
 
     def check(self) -> Partitioning:
@@ -142,6 +142,13 @@ def client_data(settings: FederatedSettings) -> ClientData:
         if task not in FEDERATED_TASKS:
             raise FederatedError(f"training.task: federated training supports {', '.join(FEDERATED_TASKS)}, "
                                  f"not {task}")
+        t = project.training
+        for key, bad in (("privacy", t["privacy"]), ("schedule", t["schedule"] != "none"),
+                         ("precision", t["precision"] != "fp32")):
+            if bad:  # refused rather than silently ignored
+                raise FederatedError(f"training.{key}: federated training does not support {key} {t[key]!r} yet "
+                                     "(clients train in fp32 at a constant learning rate, without differential "
+                                     "privacy); change it to run federated")
         if how.kind == "dirichlet" and task != "classification":
             raise FederatedError(f"--partition {how}: Dirichlet partitions split by class; the {task} task has none")
         torch.manual_seed(settings.seed)  # the initial weights
@@ -194,6 +201,8 @@ def local_train(data: ClientData, state: dict[str, torch.Tensor], client: int, s
                 objective = loss + mu / 2 * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor,
                                                                                      strict=True))
             objective.backward()
+            if cfg["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
             optimizer.step()
             total += float(loss.detach()) * len(xb)
             count += len(xb)

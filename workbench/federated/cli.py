@@ -35,7 +35,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--strategy", type=_strategy, default=("fedavg", None),
                    help="fedavg, or fedprox[:MU] (Flower's strategies; MU defaults to 0.01)")
     p.add_argument("--fraction-fit", type=float, default=1.0, help="share of the clients trained per round")
-    p.add_argument("--local-epochs", type=int, default=1, help="passes over its partition per client and round")
+    p.add_argument("--local-epochs", type=int, default=2, help="passes over its partition per client and round "
+                   "(default 2)")
     p.add_argument("--seed", type=int, default=None, help="seeds partitions, initial weights and shuffling "
                    "(default: the project's data seed)")
     p.add_argument("--out", help="run folder (default: a new one under the project's runs/)")
