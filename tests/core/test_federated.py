@@ -164,3 +164,19 @@ def test_project_settings_clients_cannot_honour_are_refused(tmp_path: Path, sett
     _CACHE.clear()
     with pytest.raises(FederatedError, match=f"training.{setting}"):
         client_data(FederatedSettings(str(tmp_path / "p.json"), clients=3))
+
+
+@pytest.mark.slow
+def test_fedavg_two_clients_one_round_is_the_weighted_mean_of_their_updates(tmp_path: Path) -> None:
+    pytest.importorskip("flwr", reason="the federated extra (flwr) is not installed")
+    from workbench.federated import simulate
+    from workbench.weights import load_checkpoint
+
+    path = tmp_path / "p.json"
+    save_project(digits_mlp(), path)
+    settings = FederatedSettings(str(path), clients=2, rounds=1, partition="dirichlet:0.3", seed=1)
+    simulate(settings, tmp_path / "run")
+    want, _ = _expected(settings, mu=0.0)
+    got = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors").state("model")
+    for k, v in want.items():
+        torch.testing.assert_close(got[k], v, rtol=1e-4, atol=1e-5)
