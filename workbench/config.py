@@ -228,6 +228,7 @@ APPLIES: dict[str, Rule] = {
     "data.augment": lambda d, t: d["dataset"] in IMAGE_DATASETS or d["augment"] != "none",
     "data.num_samples": lambda d, t: d["dataset"] in SIZED_DATASETS,
     "data.seq_len": lambda d, t: d["dataset"] == "text",
+    "data.shuffle": lambda d, t: not t["privacy"],  # private training samples its batches (Poisson)
     "training.nesterov": lambda d, t: t["optimizer"] == "sgd" or bool(t["nesterov"]),
     "training.step_size": lambda d, t: t["schedule"] == "step",
     "training.gamma": lambda d, t: t["schedule"] in ("step", "plateau"),
