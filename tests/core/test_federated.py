@@ -180,3 +180,19 @@ def test_fedavg_two_clients_one_round_is_the_weighted_mean_of_their_updates(tmp_
     got = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors").state("model")
     for k, v in want.items():
         torch.testing.assert_close(got[k], v, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_clients_that_all_fail_fail_the_run(tmp_path: Path) -> None:
+    pytest.importorskip("flwr", reason="the federated extra (flwr) is not installed")
+    from workbench.federated import simulate
+
+    path = save_project(digits_mlp(), tmp_path / "p.json")
+
+    def spoil(event: dict) -> None:  # once the run has started: the clients cannot read the project
+        if event["type"] == "start":
+            path.write_text("{ not json")
+
+    with pytest.raises(FederatedError, match="no client returned an update"):
+        simulate(FederatedSettings(str(path), clients=2, rounds=1), tmp_path / "run", [spoil])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"

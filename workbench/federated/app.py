@@ -143,10 +143,10 @@ def client_data(settings: FederatedSettings) -> ClientData:
             raise FederatedError(f"training.task: federated training supports {', '.join(FEDERATED_TASKS)}, "
                                  f"not {task}")
         t = project.training
-        for key, bad in (("privacy", t["privacy"]), ("schedule", t["schedule"] != "none"),
-                         ("precision", t["precision"] != "fp32")):
+        for name, bad in (("privacy", t["privacy"]), ("schedule", t["schedule"] != "none"),
+                          ("precision", t["precision"] != "fp32")):
             if bad:  # refused rather than silently ignored
-                raise FederatedError(f"training.{key}: federated training does not support {key} {t[key]!r} yet "
+                raise FederatedError(f"training.{name}: federated training does not support {name} {t[name]!r} yet "
                                      "(clients train in fp32 at a constant learning rate, without differential "
                                      "privacy); change it to run federated")
         if how.kind == "dirichlet" and task != "classification":
@@ -301,6 +301,10 @@ def serve(grid: Any, settings: FederatedSettings, emit: Callable[[Event], None])
             emit({"type": "log", "message": f"round 0 (initial weights): {metrics}"})
             return MetricRecord(metrics) if metrics else None
         clients = getattr(strategy, "clients_of_round", {}).get(server_round, [])
+        wanted = max(2, int(settings.clients * settings.fraction_fit))
+        if len(clients) < wanted:
+            emit({"type": "log", "message": f"round {server_round}: {wanted - len(clients)} of {wanted} clients "
+                  "returned no update (see Flower's log)"})
         weights = [c["num-examples"] for c in clients]
         train_loss = (sum(c["train_loss"] * w for c, w in zip(clients, weights, strict=True)) / sum(weights)
                       if clients else math.nan)

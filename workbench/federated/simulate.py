@@ -73,6 +73,10 @@ def simulate(settings: FederatedSettings, run_dir: Path | None = None,
             if quiet is not None:
                 quiet()
         rounds = [e for e in events if e["type"] == "epoch"]
+        empty = [e["round"] for e in rounds if not e["clients"]]
+        if empty:  # Flower carries on without the clients that failed; no client at all is a failure
+            raise FederatedError(f"round {empty[0]}: no client returned an update (their errors are in Flower's log; "
+                                 "rerun with --verbose)")
         if len(rounds) != settings.rounds or "w" not in final:
             raise FederatedError(f"the simulation ended after {len(rounds)} of {settings.rounds} rounds; rerun with "
                                  "--verbose to see Flower's log")
