@@ -196,3 +196,53 @@ def test_clients_that_all_fail_fail_the_run(tmp_path: Path) -> None:
     with pytest.raises(FederatedError, match="no client returned an update"):
         simulate(FederatedSettings(str(path), clients=2, rounds=1), tmp_path / "run", [spoil])
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
+
+
+class _Grid:
+    """Just what Flower's strategies ask a grid while choosing the clients of a round."""
+
+    def __init__(self, nodes: int) -> None:
+        self.nodes = list(range(100, 100 + nodes))
+
+    def get_node_ids(self) -> list[int]:
+        return self.nodes
+
+
+@pytest.mark.parametrize(("strategy", "fraction", "trained"), [("fedavg", 1.0, 10), ("fedavg", 0.5, 5),
+                                                                ("fedprox", 0.3, 3)])
+def test_fraction_fit_and_mu_reach_flowers_strategy(strategy: str, fraction: float, trained: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("flwr", reason="the federated extra (flwr) is not installed")
+    from flwr.app import ArrayRecord, ConfigRecord
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for key in ("_task_id", "_run_id", "_node_id"):  # what a running ServerApp has (messages name their run)
+        monkeypatch.setattr(TaskIdentity, key, 1)
+
+    from workbench.federated.app import make_strategy
+
+    settings = FederatedSettings("p.json", clients=10, strategy=strategy, mu=0.25, fraction_fit=fraction)
+    messages = list(make_strategy(settings).configure_train(1, ArrayRecord({"w": torch.zeros(2)}),
+                                                            ConfigRecord({"seed": 0}), _Grid(10)))
+    assert len(messages) == trained and len({m.metadata.dst_node_id for m in messages}) == trained
+    config = messages[0].content["config"]
+    assert ("proximal-mu" in config) == (strategy == "fedprox")
+    if strategy == "fedprox":
+        assert config["proximal-mu"] == 0.25
+
+
+def test_local_epochs_and_seed_change_a_clients_update(tmp_path: Path) -> None:
+    from workbench.federated.app import _CACHE, client_data, local_train
+
+    path = save_project(digits_mlp(), tmp_path / "p.json")
+    _CACHE.clear()
+    base = FederatedSettings(str(path), clients=4, local_epochs=1)
+    data = client_data(base)
+    state = {k: v.clone() for k, v in data.module.state_dict().items()}
+    one, m1 = local_train(data, state, 0, base, 1, 0.0)
+    again, _ = local_train(data, state, 0, base, 1, 0.0)
+    two, m2 = local_train(data, state, 0, FederatedSettings(str(path), clients=4, local_epochs=2), 1, 0.0)
+    other, _ = local_train(data, state, 0, FederatedSettings(str(path), clients=4, local_epochs=1, seed=9), 1, 0.0)
+    assert all(torch.equal(one[k], again[k]) for k in one)  # the same seed: the same update
+    assert any(not torch.equal(one[k], two[k]) for k in one) and m2["train_loss"] < m1["train_loss"]
+    assert any(not torch.equal(one[k], other[k]) for k in one)

@@ -282,6 +282,15 @@ def strategy_class(name: str) -> Any:
     return Observed
 
 
+def make_strategy(settings: FederatedSettings) -> Any:
+    """Flower's FedAvg or FedProx for these settings (clients sampled per round: ``fraction_fit``; the
+    evaluation is central, on the project's validation split)."""
+    cls = strategy_class(settings.strategy)
+    common = {"fraction_train": settings.fraction_fit, "fraction_evaluate": 0.0,
+              "min_train_nodes": 2, "min_available_nodes": settings.clients}
+    return cls(**common, proximal_mu=settings.mu) if settings.strategy == "fedprox" else cls(**common)
+
+
 def serve(grid: Any, settings: FederatedSettings, emit: Callable[[Event], None]) -> dict[str, torch.Tensor]:
     """Run the rounds with Flower's strategy; emits an ``epoch`` event per round (global validation
     metrics and every trained client's metrics).  Returns the final global weights."""
@@ -289,10 +298,7 @@ def serve(grid: Any, settings: FederatedSettings, emit: Callable[[Event], None])
 
     settings.check()
     data = client_data(settings)
-    cls = strategy_class(settings.strategy)
-    common = {"fraction_train": settings.fraction_fit, "fraction_evaluate": 0.0,
-              "min_train_nodes": 2, "min_available_nodes": settings.clients}
-    strategy = cls(**common, proximal_mu=settings.mu) if settings.strategy == "fedprox" else cls(**common)
+    strategy = make_strategy(settings)
     initial = {k: v.detach().clone() for k, v in data.module.state_dict().items()}
 
     def central(server_round: int, arrays: Any) -> Any:
