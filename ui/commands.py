@@ -292,6 +292,14 @@ class MakeUniqueCommand(_ChangeCommand):
         super().__init__(change, f"Make {change.graph.nodes[change.node_id].name} unique")
 
 
+class ReplaceBatchNormCommand(_ChangeCommand):
+    """BatchNorm nodes become GroupNorm nodes, for private training (see
+    :class:`workbench.training.privacy.BatchNormToGroupNorm`)."""
+
+    def __init__(self, change: Any) -> None:
+        super().__init__(change, f"Replace {change.count} BatchNorm by GroupNorm")
+
+
 class AddBlocksCommand(QUndoCommand):
     """Add block definitions (from the ready blocks, a block file or the clipboard).
 

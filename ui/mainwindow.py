@@ -153,6 +153,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.training.runFinished.connect(lambda _d: self.runs.refresh())
         self.training.message.connect(self.show_message)
         self.runs.resumeRequested.connect(self._resume_run)
+        self.runs.showRequested.connect(self.training.show_run)
         self.runs.message.connect(self.show_message)
         self.training.runFinished.connect(self.explain.run_finished)
         self.training.confusionCellClicked.connect(self._explain_cell)

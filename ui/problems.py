@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -103,7 +104,19 @@ class ProblemsPanel(QTabWidget):
         self.list = QListWidget()
         self.list.itemClicked.connect(self._clicked)
         self.list.itemActivated.connect(self._clicked)
-        self.addTab(self.list, "Problems")
+        # private training (Opacus) cannot train BatchNorm: the fix, one undo step
+        self.privacy_fix = QPushButton("Replace BatchNorm by GroupNorm (for private training)")
+        self.privacy_fix.setObjectName("privacyFix")
+        self.privacy_fix.setToolTip("GroupNorm normalises each sample on its own, so Opacus can train it with "
+                                    "differential privacy (one undo step)")
+        self.privacy_fix.clicked.connect(self.fix_for_privacy)
+        self.privacy_fix.hide()
+        problems = QWidget()
+        box = QVBoxLayout(problems)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.list)
+        box.addWidget(self.privacy_fix)
+        self.addTab(problems, "Problems")
         summary = QWidget()
         self.totals = QLabel()
         self.totals.setObjectName("totals")
@@ -157,13 +170,20 @@ class ProblemsPanel(QTabWidget):
             item.setForeground(QBrush(QColor("#d32f2f")))
             item.setData(ROLE_NODE, e.node_id)
             self.list.addItem(item)
+        privacy = self._privacy_problems()
+        for node_id, text in privacy:
+            item = QListWidgetItem(f"error  {text}")
+            item.setForeground(QBrush(QColor("#d32f2f")))
+            item.setData(ROLE_NODE, node_id)
+            self.list.addItem(item)
+        self.privacy_fix.setVisible(bool(privacy))
         warnings = si.warnings()
         for w in warnings:
             item = QListWidgetItem(f"warning  {w.message}")
             item.setForeground(QBrush(QColor("#ef6c00")))
             item.setData(ROLE_NODE, w.node_id)
             self.list.addItem(item)
-        n_err, n_warn = len(errors) + len(graph_level), len(warnings)
+        n_err, n_warn = len(errors) + len(graph_level) + len(privacy), len(warnings)
         self.setTabText(0, f"Problems ({n_err + n_warn})" if n_err + n_warn else "Problems")
         if not n_err and not n_warn:
             self.list.addItem(QListWidgetItem("No problems: the graph compiles."))
@@ -215,6 +235,38 @@ class ProblemsPanel(QTabWidget):
         nid = index.data(ROLE_NODE)
         if nid:
             self.nodeActivated.emit(nid)
+
+    def _privacy_problems(self) -> list[tuple[str, str]]:
+        """With training.privacy on: the model's BatchNorm nodes, which Opacus cannot train (``workbench
+        check`` and training run Opacus' own validator on the whole model, blocks included)."""
+        doc = self.doc
+        if doc is None or not doc.project.training.get("privacy") or doc.graph is not doc.project.graph:
+            return []
+        from workbench.training.privacy import BATCHNORMS
+
+        return [(n.id, f'{n.type} "{n.name}": BatchNorm mixes the samples of a batch, so Opacus cannot train it with '
+                 "differential privacy; replace it by GroupNorm (the button below)")
+                for n in doc.graph if n.type in BATCHNORMS]
+
+    def fix_for_privacy(self) -> bool:
+        """Replace the model's BatchNorm nodes by GroupNorm nodes, as one undo step."""
+        doc = self.doc
+        if doc is None:
+            return False
+        from workbench.errors import WorkbenchError
+        from workbench.training.privacy import BatchNormToGroupNorm
+
+        from .commands import ReplaceBatchNormCommand
+
+        try:
+            change = BatchNormToGroupNorm(doc.project.graph)
+        except WorkbenchError as exc:  # a BatchNorm whose channels are unknown: its wire is missing
+            self.list.addItem(QListWidgetItem(f"error  {exc}"))
+            return False
+        if not change.count:
+            return False
+        doc.undo_stack.push(ReplaceBatchNormCommand(change))
+        return True
 
     def _clicked(self, item: QListWidgetItem | None) -> None:
         if item is None:

@@ -34,6 +34,7 @@ class RunsPanel(QWidget):
     """
 
     resumeRequested = Signal(str)
+    showRequested = Signal(str)
     message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -42,7 +43,7 @@ class RunsPanel(QWidget):
         self.list = QListWidget()
         self.list.itemChanged.connect(lambda _i: self.plot_selected())
         self.metric = QComboBox()
-        self.metric.addItems(["val_loss", "val_accuracy", "train_loss", "val_mae", "val_r2"])
+        self.metric.addItems(["val_loss", "val_accuracy", "train_loss", "val_mae", "val_r2", "epsilon"])
         self.metric.currentTextChanged.connect(lambda _t: self.plot_selected())
         guard_wheel(self.metric)
         refresh = QPushButton("Refresh")
@@ -51,13 +52,16 @@ class RunsPanel(QWidget):
         self.resume_button.clicked.connect(self._resume)
         self.load_button = QPushButton("Load weights into project")
         self.load_button.clicked.connect(self.load_weights_of_current)
+        self.show_button = QPushButton("Show in dashboard")
+        self.show_button.setToolTip("Draw the selected run's curves (a federated run's rounds and clients too)")
+        self.show_button.clicked.connect(self._show)
         self.plot = make_plot("Compare runs", "value", "epoch")
         left = QWidget()
         lay = QVBoxLayout(left)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.list)
         buttons = QHBoxLayout()
-        for b in (refresh, self.resume_button, self.load_button):
+        for b in (refresh, self.resume_button, self.load_button, self.show_button):
             buttons.addWidget(b)
         lay.addLayout(buttons)
         lay.addWidget(self.metric)
@@ -108,6 +112,11 @@ class RunsPanel(QWidget):
     def _current_run(self) -> Path | None:
         item = self.list.currentItem()
         return Path(item.data(ROLE_PATH)) if item is not None else None
+
+    def _show(self) -> None:
+        run = self._current_run()
+        if run is not None:
+            self.showRequested.emit(str(run))
 
     def _resume(self) -> None:
         run = self._current_run()

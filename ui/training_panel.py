@@ -163,7 +163,12 @@ class TrainingPanel(QWidget):
         self._bounded_metrics = True
         self.lr = curve(self.lr_plot, "lr", PALETTE[2])
         self.speed = curve(self.speed_plot, "samples/s", PALETTE[3])
-        self.curves_grid = PlotGrid([self.loss_plot, self.metric_plot, self.lr_plot, self.speed_plot])
+        # private runs: the epsilon Opacus' accountant says was spent (shown when a run reports it)
+        self.privacy_plot = make_plot("Privacy budget spent (ε)", "epsilon", "epoch", legend=False)
+        self.epsilon = curve(self.privacy_plot, "epsilon", PALETTE[4], symbol="o")
+        self.privacy_plot.hide()
+        self.curves_grid = PlotGrid([self.loss_plot, self.metric_plot, self.lr_plot, self.speed_plot,
+                                     self.privacy_plot])
         self.curves_area = scrolling(self.curves_grid)
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
@@ -352,15 +357,16 @@ class TrainingPanel(QWidget):
         return self.layer_stats.weight_series
 
     def plots(self) -> list[Plot]:
-        return [self.loss_plot, self.metric_plot, self.lr_plot, self.speed_plot, self.grad_plot, self.weight_plot,
-                *self.results.plots()]
+        return [self.loss_plot, self.metric_plot, self.lr_plot, self.speed_plot, self.privacy_plot, self.grad_plot,
+                self.weight_plot, *self.results.plots()]
 
     def reset(self) -> None:
         """A clean dashboard for a new run: curves and their legends, per-layer plots, results,
         generated text, progress; plots a user zoomed follow the data again."""
-        for s in (self.train_loss, self.val_loss_series, self.lr, self.speed):
+        for s in (self.train_loss, self.val_loss_series, self.lr, self.speed, self.epsilon):
             s.clear()
             s.redraw()
+        self.privacy_plot.hide()
         for s in self.metric_series.values():
             self.metric_plot.remove_curve(s.curve)
         self.metric_series = {}
@@ -437,7 +443,7 @@ class TrainingPanel(QWidget):
             return [(self.loss_plot, [self.train_loss, self.val_loss_series,
                                       *([self.d_loss] if self.d_loss is not None else [])]),
                     (self.metric_plot, list(self.metric_series.values())),
-                    (self.lr_plot, [self.lr]), (self.speed_plot, [self.speed])]
+                    (self.lr_plot, [self.lr]), (self.speed_plot, [self.speed]), (self.privacy_plot, [self.epsilon])]
         if tab == 1:
             return self.layer_stats.plot_series()
         return []
@@ -499,6 +505,15 @@ class TrainingPanel(QWidget):
             self.history.append(e)
             if "val_loss" in e:
                 self.val_loss_series.append(e["step"], e["val_loss"])
+            if "epsilon" in e:
+                self.privacy_plot.show()
+                self.epsilon.append(e["epoch"], e["epsilon"])
+            for client, m in e.get("clients", {}).items():  # a federated round: each trained client's accuracy
+                if isinstance(m.get("train_accuracy"), float):
+                    key = f"client {client}"
+                    if key not in self.metric_series:
+                        self.metric_series[key] = self._metric_curve(f"client {client} (train)", m["train_accuracy"])
+                    self.metric_series[key].append(e["epoch"], m["train_accuracy"])
             for key, value in e.items():
                 if key.startswith("val_") and key != "val_loss" and isinstance(value, float):
                     if key not in self.metric_series:
@@ -525,6 +540,27 @@ class TrainingPanel(QWidget):
             self.status.setText(f"<span style='color:#d32f2f'>Training failed: {e['message']}</span>")
             self.progress.setFormat("failed")
             self.runFinished.emit(self.run_dir or "")
+
+    def show_run(self, run_dir: str | Path) -> bool:
+        """Draw a finished run (a training or a federated run) from its metrics file; refused while
+        a run is training."""
+        if self.running:
+            return False
+        from workbench.training.runs import read_metrics
+
+        run = Path(run_dir)
+        events = [e for e in read_metrics(run) if e.get("type") in ("epoch", "batch")]
+        self.reset()
+        self.run_dir = str(run)
+        self._set_title(self.run_project, run.name)
+        self.epochs = max((int(e["epoch"]) for e in events), default=0)
+        for e in events:
+            self.handle(e)
+        rounds = sum(1 for e in events if e["type"] == "epoch")
+        kind = "rounds" if any("round" in e for e in events) else "epochs"
+        self.status.setText(f"Run {run.name}: {rounds} {kind}, read from its metrics file.")
+        self.redraw_visible(everything=True)
+        return True
 
     def _metric_curve(self, name: str, first: float) -> Series:
         """A metric's curve: on the right axis when its scale is not the bounded one of the metrics

@@ -507,6 +507,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_explain_parser(sub)
 
+    from .federated.cli import add_parser as add_federate_parser
+
+    add_federate_parser(sub)
+
+    from .cli_privacy import add_parser as add_privacy_parser
+
+    add_privacy_parser(sub)
+
     from .compress.cli import add_parser as add_compress_parser
 
     add_compress_parser(sub)

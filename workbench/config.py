@@ -24,6 +24,8 @@ DATASETS = (
     "numbers_to_words",
 )
 
+#: the tasks private training supports (one model, one optimizer, a per-sample mean loss)
+PRIVATE_TASKS = ("classification", "regression", "reconstruction")
 #: the sources whose samples are images (``Samples.image``; a test keeps the two in step)
 IMAGE_DATASETS = ("digits", "image_folder", "idx", "torchvision")
 AUGMENTATIONS = ("none", "shift", "shift_flip")
@@ -99,6 +101,19 @@ TRAINING_FIELDS: tuple[Param, ...] = (
                "the labels' cross-entropy", minimum=0.0, maximum=1.0),
     BoolParam("tensorboard", True, "also write TensorBoard event files into the run folder (scalars, weight and "
               "gradient histograms, confusion matrix, hyperparameters; needs the tensorboard extra)"),
+    # differential privacy (Opacus, optional extra ``privacy``; see workbench/training/privacy.py)
+    BoolParam("privacy", False, "differentially private training (DP-SGD with Opacus): each sample's gradient is "
+              "clipped, noise is added, batches are Poisson-sampled, and the spent epsilon is plotted"),
+    FloatParam("noise_multiplier", 1.0, "privacy: noise std / max_grad_norm (more noise: less epsilon spent, lower "
+               "accuracy); unused when target_epsilon is set", minimum=0.0, maximum=100.0),
+    FloatParam("max_grad_norm", 1.0, "privacy: each sample's gradient is clipped to this norm", minimum=1e-6,
+               maximum=1e6),
+    FloatParam("target_epsilon", 0.0, "privacy: the epsilon to spend over all epochs; Opacus picks the noise "
+               "multiplier that reaches it (0: use noise_multiplier)", minimum=0.0, maximum=1e4),
+    FloatParam("target_delta", 1e-5, "privacy: the delta of (epsilon, delta)-DP; keep it below 1 / training samples",
+               minimum=1e-12, maximum=0.1),
+    ChoiceParam("accountant", "rdp", "privacy: Opacus' accountant for the spent epsilon (rdp: Renyi DP; prv: privacy "
+                "random variables, tighter)", choices=("rdp", "prv")),
 )
 
 
@@ -160,9 +175,27 @@ def cross_check(data: dict[str, Any], training: dict[str, Any]) -> None:
         raise ConfigError("training.warmup_epochs", f"onecycle rises for warmup_epochs "
                           f"({training['warmup_epochs']}) and must then fall before the last epoch "
                           f"({training['epochs']}): make warmup_epochs smaller than epochs")
+    if training["privacy"]:
+        _check_privacy(training)
     if training["task"] == "adversarial" and training["precision"] != "fp32":
         raise ConfigError("training.precision", f"the adversarial task trains in fp32; precision "
                           f"{training['precision']} is not supported for it")
+
+
+def _check_privacy(training: dict[str, Any]) -> None:
+    """What private training (Opacus) cannot do."""
+    if training["task"] not in PRIVATE_TASKS:
+        raise ConfigError("training.privacy", f"private training supports the {', '.join(PRIVATE_TASKS)} tasks, "
+                          f"not {training['task']}")
+    if training["precision"] != "fp32":
+        raise ConfigError("training.precision", "private training computes per-sample gradients in fp32; set "
+                          "precision to fp32")
+    if training["grad_clip"] > 0:
+        raise ConfigError("training.grad_clip", "private training clips each sample's gradient to max_grad_norm; "
+                          "clipping the noisy average again would change nothing private: set grad_clip to 0")
+    if training["target_epsilon"] == 0 and training["noise_multiplier"] == 0:
+        raise ConfigError("training.noise_multiplier", "a noise multiplier of 0 adds no noise, so no privacy: set "
+                          "it above 0 or set target_epsilon")
 
 
 def default_data() -> dict[str, Any]:
@@ -197,6 +230,7 @@ APPLIES: dict[str, Rule] = {
     "data.augment": lambda d, t: d["dataset"] in IMAGE_DATASETS or d["augment"] != "none",
     "data.num_samples": lambda d, t: d["dataset"] in SIZED_DATASETS,
     "data.seq_len": lambda d, t: d["dataset"] == "text",
+    "data.shuffle": lambda d, t: not t["privacy"],  # private training samples its batches (Poisson)
     "training.nesterov": lambda d, t: t["optimizer"] == "sgd" or bool(t["nesterov"]),
     "training.step_size": lambda d, t: t["schedule"] == "step",
     "training.gamma": lambda d, t: t["schedule"] in ("step", "plateau"),
@@ -208,6 +242,11 @@ APPLIES: dict[str, Rule] = {
     "training.teacher_checkpoint": lambda d, t: t["task"] == "distillation",
     "training.temperature": lambda d, t: t["task"] == "distillation",
     "training.alpha": lambda d, t: t["task"] == "distillation",
+    "training.noise_multiplier": lambda d, t: bool(t["privacy"]) and t["target_epsilon"] == 0,
+    "training.max_grad_norm": lambda d, t: bool(t["privacy"]),
+    "training.target_epsilon": lambda d, t: bool(t["privacy"]),
+    "training.target_delta": lambda d, t: bool(t["privacy"]),
+    "training.accountant": lambda d, t: bool(t["privacy"]),
 }
 
 

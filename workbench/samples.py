@@ -238,6 +238,35 @@ def numbers_to_words() -> Project:
     )
 
 
+def dp_digits() -> Project:
+    """The digits MLP trained with differential privacy (Opacus): (3, 1e-5)-DP."""
+    project = digits_mlp()
+    project.name = "DP digits"
+    project.description = ("The digits MLP trained with differential privacy (DP-SGD with Opacus): per-sample "
+                           "gradients clipped to norm 1, Gaussian noise chosen by Opacus so that the 40 epochs spend "
+                           "epsilon = 3 at delta = 1e-5 (about 92% validation accuracy; 97% without privacy). Large "
+                           "batches keep the noise small against the summed gradients.")
+    project.data["batch_size"] = 256
+    project.training.update(validate_section(TRAINING_FIELDS, {
+        "epochs": 40, "lr": 0.01, "privacy": True, "target_epsilon": 3.0, "target_delta": 1e-5,
+        "max_grad_norm": 1.0}))
+    return project
+
+
+def federated_digits() -> Project:
+    """The digits MLP for federated training (``workbench federate``): small batches, so that a client's
+    share of the data still makes several steps per round."""
+    project = digits_mlp()
+    project.name = "Federated digits"
+    project.description = ("The digits MLP for federated training with Flower: workbench federate "
+                           "samples/federated_digits.json --clients 10 --rounds 20 --partition dirichlet:0.5 simulates "
+                           "10 clients holding label-skewed shares of the training split, trained with FedAvg (about "
+                           "95% validation accuracy after 20 rounds; 98% trained centrally).")
+    project.data["batch_size"] = 32
+    project.training["lr"] = 0.005
+    return project
+
+
 SAMPLES: dict[str, Callable[[], Project]] = {
     "digits_mlp.json": digits_mlp,
     "digits_cnn.json": digits_cnn,
@@ -249,6 +278,8 @@ SAMPLES: dict[str, Callable[[], Project]] = {
     "char_language_model.json": char_language_model,
     "digits_gan.json": digits_gan,
     "numbers_to_words.json": numbers_to_words,
+    "dp_digits.json": dp_digits,
+    "federated_digits.json": federated_digits,
 }
 
 #: titles of the samples (each equals its project's name; a test checks), for menus that list them
@@ -264,4 +295,6 @@ SAMPLE_TITLES: dict[str, str] = {
     "char_language_model": "Character Transformer language model",
     "digits_gan": "Digits DCGAN",
     "numbers_to_words": "Numbers to words translation",
+    "dp_digits": "DP digits",
+    "federated_digits": "Federated digits",
 }

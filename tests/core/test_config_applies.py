@@ -88,7 +88,21 @@ def test_data_rules(dataset: str, shown: set[str]) -> None:
     d = validate_section(DATA_FIELDS, {"dataset": dataset})
     t = default_training()
     ruled = {k.split(".")[1] for k in APPLIES if k.startswith("data.")}
-    assert {k for k in ruled if applies(f"data.{k}", d, t)} == shown
+    assert {k for k in ruled if applies(f"data.{k}", d, t)} == shown | {"shuffle"}  # shuffle: unless private
+
+
+@pytest.mark.parametrize(("training", "shown", "hidden"), [
+    ({}, {"shuffle"}, {"noise_multiplier", "max_grad_norm", "target_epsilon", "target_delta", "accountant"}),
+    ({"privacy": True}, {"noise_multiplier", "max_grad_norm", "target_epsilon", "target_delta", "accountant"},
+     {"shuffle"}),
+    ({"privacy": True, "target_epsilon": 3.0}, {"max_grad_norm", "target_epsilon"}, {"noise_multiplier", "shuffle"}),
+])
+def test_privacy_rules(training: dict[str, Any], shown: set[str], hidden: set[str]) -> None:
+    t = validate_section(TRAINING_FIELDS, training)
+    d = default_data()
+    where = {f.name: "data" for f in DATA_FIELDS}
+    assert all(applies(f"{where.get(k, 'training')}.{k}", d, t) for k in shown)
+    assert not any(applies(f"{where.get(k, 'training')}.{k}", d, t) for k in hidden)
 
 
 def test_a_value_refused_where_hidden_stays_shown_to_be_fixed() -> None:

@@ -552,6 +552,58 @@ def _tensorboard(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     assert not list(off.trainer.run_dir.glob("events.out.tfevents*"))  # type: ignore[union-attr]
 
 
+# --------------------------------------------------------------------------- privacy (Opacus; tests/core/test_privacy.py
+# compares the spent epsilon with Opacus' accountant and the clipping with per-sample gradients)
+
+
+def _private_epsilon(tmp: Path, **training: Any) -> float:
+    pytest.importorskip("opacus", reason="the privacy extra (opacus) is not installed")
+    r = run(tmp, project(training={"privacy": True, **training}))
+    return r.of("epoch")[-1]["epsilon"]
+
+
+@probe("training", "privacy")
+def _privacy(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    plain = run(tmp, project())
+    assert "epsilon" not in plain.of("epoch")[-1]
+    assert _private_epsilon(tmp) > 0
+
+
+@probe("training", "noise_multiplier")
+def _noise_multiplier(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    assert _private_epsilon(tmp, noise_multiplier=0.8) > _private_epsilon(tmp, noise_multiplier=2.0)
+
+
+@probe("training", "max_grad_norm")
+def _max_grad_norm(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("opacus", reason="the privacy extra (opacus) is not installed")
+    moved = []
+    for clip in (1e-4, 10.0):  # same noise relative to the bound: a tiny bound barely moves the weights
+        r = run(tmp, project(training={"privacy": True, "max_grad_norm": clip, "optimizer": "sgd", "momentum": 0.0,
+                                       "noise_multiplier": 1e-6}), train=False)
+        before = r.weights
+        r.trainer.prepare = lambda: None  # type: ignore[method-assign]
+        r.trainer.run()
+        moved.append(max(float((r.weights[k] - before[k]).abs().max()) for k in before))
+    assert moved[0] < 1e-3 < moved[1]
+
+
+@probe("training", "target_epsilon")
+def _target_epsilon(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    assert _private_epsilon(tmp, target_epsilon=1.0) == pytest.approx(1.0, abs=0.05)
+    assert _private_epsilon(tmp, target_epsilon=5.0) == pytest.approx(5.0, abs=0.2)
+
+
+@probe("training", "target_delta")
+def _target_delta(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    assert _private_epsilon(tmp, target_delta=1e-8) > _private_epsilon(tmp, target_delta=1e-3)
+
+
+@probe("training", "accountant")
+def _accountant(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+    assert _private_epsilon(tmp, accountant="prv") < _private_epsilon(tmp, accountant="rdp")
+
+
 # --------------------------------------------------------------------------- the test
 
 FIELDS = [("data", f.name) for f in DATA_FIELDS] + [("training", f.name) for f in TRAINING_FIELDS]

@@ -50,7 +50,7 @@ __all__ = ["DEFAULT_TIMEOUT_S", "PAUSE_FILE_ENV", "STOP_FILE_ENV", "TIMEOUT_ENV"
 # --------------------------------------------------------------------------- a rank
 
 
-def refuse(task: str, batch_size: int) -> None:
+def refuse(task: str, batch_size: int, private: bool = False) -> None:
     """What a rank refuses before it joins the others (every rank refuses alike).
 
     Raises:
@@ -62,6 +62,9 @@ def refuse(task: str, batch_size: int) -> None:
     if task == "adversarial":
         raise DistributedError("training.task: the adversarial task trains two models in turn and cannot run on "
                                "several processes yet; train it in one process")
+    if private:
+        raise DistributedError("training.privacy: differentially private training runs in one process (its "
+                               "privacy accounting assumes one sampler); train it without --nproc-per-node")
     world = int(os.environ["WORLD_SIZE"])
     if batch_size % world:
         raise DistributedError(f"data.batch_size: {batch_size} does not split evenly over {world} processes; use a "

@@ -176,6 +176,12 @@ class Trainer:
         if task == "adversarial":
             d = self.disc.module.to(self.device)
             self.gan = GanParts(self.model, d, self.optimizer, _optimizer(cfg, d.parameters()), noise_shape)
+        self.privacy: Any = None
+        if cfg["privacy"]:  # Opacus: per-sample clipping, noise, Poisson-sampled batches (see privacy.py)
+            from .privacy import PrivateTraining
+
+            self.privacy = PrivateTraining(self)
+            self.optimizer = self.privacy.optimizer
         bs = int(self.data_cfg["batch_size"])
         self.steps_per_epoch = max(1, math.ceil(len(self.data.train) / bs))
         self.schedule = Schedule(cfg["schedule"], cfg["lr"], self.steps_per_epoch * cfg["epochs"],
@@ -220,7 +226,7 @@ class Trainer:
         """Refuse what data parallelism cannot do, then join the other ranks (device, backend, flags)."""
         from .distributed import DistRun, SyncedControl, refuse
 
-        refuse(self.cfg["task"], int(self.data_cfg["batch_size"]))
+        refuse(self.cfg["task"], int(self.data_cfg["batch_size"]), bool(self.cfg.get("privacy")))
         self.dist = DistRun.from_env(self.cfg["device"])
         if not self.dist.is_main:  # rank 0 alone reports and writes
             self.listeners, self.run_dir = [], None
@@ -272,6 +278,8 @@ class Trainer:
                     raise WeightsError(f"{path} holds no {part} (it was not saved by an adversarial run)")
                 apply_state(module, {k: v.to(self.device) for k, v in state.items()}, f"{path} ({part})")
                 restore_optimizer(optimizer, ckpt.optimizer_tensors(part), ckpt.optimizer_meta(part), str(path))
+            if self.privacy is not None:  # the accountant goes on from the steps already taken
+                self.privacy.load_state(meta.get("privacy"), str(path))
         except WeightsError as exc:
             if isinstance(exc, InputError):
                 raise
@@ -311,6 +319,8 @@ class Trainer:
                 samples_seen += len(self.data.train)
                 last_val = self._validate(epoch) if self.data.val is not None else {}
                 metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in last_val.items()}}
+                if self.privacy is not None:  # spent so far, from Opacus' accountant
+                    metrics["epsilon"] = self.privacy.epsilon()
                 lr_used = self.schedule.lr(max(0, self.step - 1))  # before a plateau reduction changes it
                 self.schedule.end_epoch(last_val.get("loss"), epoch)
                 score = last_val.get(self.metric_name, train_loss if self.metric_name == "loss" else None)
@@ -358,6 +368,8 @@ class Trainer:
                        "threads": torch.get_num_threads(), "time_s": time.perf_counter() - t0, "final": last_val,
                        f"best_{self.metric_name}": self.best, "params": self.compiled.total_params,
                        "project_hash": graph_hash(self.project.graph)}
+            if getattr(self, "privacy", None) is not None:
+                summary["epsilon"], summary["delta"] = self.privacy.epsilon(), self.privacy.delta
             if samples_seen:
                 summary["train_samples_per_s"] = samples_seen / max(1e-9, summary["time_s"])
             if self.dist is not None:
@@ -384,6 +396,8 @@ class Trainer:
             loader = DataLoader(self.data.train, batch_size=int(self.data_cfg["batch_size"]),
                                 shuffle=bool(self.data_cfg["shuffle"]),
                                 generator=torch.Generator().manual_seed(shuffle_seed))
+        if self.privacy is not None:  # Poisson sampling (from the seeded global generator), as the accountant assumes
+            loader = self.privacy.loader
         total, count = 0.0, 0
         window_t, window_n = time.perf_counter(), 0
         last_stats = 0.0
@@ -585,6 +599,8 @@ class Trainer:
         meta = {"epoch": epoch, "step": self.step, "metrics": metrics, "best": self.best,
                 "project_hash": graph_hash(self.project.graph), "schedule": self.schedule.state(),
                 "project": self.project.name}
+        if self.privacy is not None:
+            meta["privacy"] = self.privacy.state()
         # one file: the generator is the model, the discriminator a part of the same checkpoint
         parts = {"discriminator": (self.gan.discriminator, self.gan.opt_d)} if self.gan is not None else None
         save_checkpoint(path, self.model, self.optimizer, meta, parts)

@@ -195,6 +195,10 @@ def preflight(project: Any, data: DataInfo, training: dict[str, Any] | None = No
                    teacher_problems(project, training, data_cfg, fitted, channels, tuple(out_shape), out_node.name)]
     issues += _id_issues(graph, si, model_input, data)
     issues += _batchnorm_issues(graph, si, data, data_cfg)
+    if training.get("privacy"):  # what Opacus cannot train, on its node
+        from .privacy import privacy_issues
+
+        issues += privacy_issues(graph)
     batch = int(data_cfg["batch_size"])
     table = cost_table(graph, si, batch=batch)
     need = training_bytes(table, training.get("optimizer", "adam"))
