@@ -487,6 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compress_parser(sub)
 
+    from .sweep.cli import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
+
     p = sub.add_parser("devices", help="list the devices training can use")
     p.set_defaults(func=cmd_devices)
 

@@ -46,12 +46,9 @@ def optuna_module() -> Any:
         import optuna
     except ImportError:
         raise SweepError("sweeps need Optuna: pip install 'neural-workbench[sweep]' (or pip install optuna)") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # our own line per trial says what Optuna would warn about (a failed trial, with a traceback)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna
-
-
-class SweepInterrupted(Exception):
-    """The user stopped the sweep during a trial (that trial is recorded as interrupted)."""
 
 
 @dataclass
@@ -253,8 +250,7 @@ class TrialRunner:
         from ..training.runs import new_run_dir, runs_root
 
         if self.stop.user.is_set():
-            trial.set_user_attr("interrupted", True)
-            raise SweepInterrupted
+            return self._interrupted(trial)
         t0 = time.perf_counter()
         values = suggest(trial, self.spec)
         self.emit({"type": "trial_start", "trial": trial.number, "params": values})
@@ -270,7 +266,7 @@ class TrialRunner:
         run_dir = new_run_dir(runs_root(project.path), f"{self.study}-trial-{trial.number}")
         trial.set_user_attr("run_dir", str(run_dir))
         record = {"study": self.study, "trial": trial.number, "params": values, "state": "running",
-                  "objectives": list(self.objectives.names), **costs}
+                  "objectives": list(self.objectives.names), "costs": costs}
         atomic_write_text(run_dir / TRIAL_FILE, json.dumps(record, indent=2))
         control = Control()
         self.stop.trial = control
@@ -279,14 +275,17 @@ class TrialRunner:
         pruned_at: list[int] = []
         metric = self.objectives.metric
 
+        last_epoch = int(trainer.cfg["epochs"])
+
         def report(event: Event) -> None:
-            if event["type"] != "epoch" or pruned_at:
+            if event["type"] != "epoch" or pruned_at or self.objectives.multi:  # Optuna prunes one objective only
                 return
             value = event.get(metric)
             if value is None:
                 return
             trial.report(float(value), int(event["epoch"]))
-            if not self.objectives.multi and trial.should_prune():
+            # after the last epoch there is nothing left to save: the trial completes
+            if int(event["epoch"]) < last_epoch and trial.should_prune():
                 pruned_at.append(int(event["epoch"]))
                 control.stop.set()  # the engine finishes the step and writes a consistent checkpoint
 
@@ -305,9 +304,8 @@ class TrialRunner:
             self._finish(run_dir, record, "pruned", None, t0, trial, values, f"pruned after epoch {pruned_at[0]}")
             raise optuna.TrialPruned(f"pruned after epoch {pruned_at[0]}")
         if summary["status"] == "stopped" or self.stop.user.is_set():
-            trial.set_user_attr("interrupted", True)
             self._finish(run_dir, record, "interrupted", None, t0, trial, values, "stopped by the user")
-            raise SweepInterrupted
+            return self._interrupted(trial)
         final = summary.get("final") or {}
         key = metric[4:]
         if key not in final or not math.isfinite(float(final[key])):
@@ -318,17 +316,26 @@ class TrialRunner:
         self._finish(run_dir, record, "complete", result, t0, trial, values)
         return result[0] if len(result) == 1 else tuple(result)
 
+    def _nan(self) -> Any:
+        """How Optuna records a failed trial without an exception (and its traceback in the log)."""
+        return math.nan if not self.objectives.multi else tuple(math.nan for _ in self.objectives.names)
+
+    def _interrupted(self, trial: Any) -> Any:
+        """A trial the user stopped fails without counting (see :func:`counted`): a rerun makes up for it."""
+        trial.set_user_attr("interrupted", True)
+        return self._nan()
+
     def _fail(self, trial: Any, values: dict[str, Any], reason: str, run_dir: Path | None, t0: float,
               record: dict[str, Any] | None = None) -> Any:
         """A trial that cannot train (an invalid graph, a refused value) fails with its reason;
-        the sweep goes on.  Returning NaN is how Optuna records a failed trial without raising."""
+        the sweep goes on."""
         trial.set_user_attr("failure", reason)
         if run_dir is not None and record is not None:
             self._finish(run_dir, record, "failed", None, t0, trial, values, reason)
         else:
             self.emit({"type": "trial", "trial": trial.number, "state": "failed", "params": values, "values": None,
                        "reason": reason, "time_s": time.perf_counter() - t0, "run_dir": None})
-        return math.nan if not self.objectives.multi else tuple(math.nan for _ in self.objectives.names)
+        return self._nan()
 
     def _finish(self, run_dir: Path, record: dict[str, Any], state: str, result: list[float] | None, t0: float,
                 trial: Any, values: dict[str, Any], reason: str = "") -> None:
@@ -462,10 +469,7 @@ def _optimize(project: Project, prep: Prepared, options: SweepOptions, study: An
         if stop.user.is_set():
             study.stop()
 
-    try:
-        study.optimize(runner, n_trials=n, callbacks=[after], gc_after_trial=False)
-    except SweepInterrupted:
-        pass
+    study.optimize(runner, n_trials=n, callbacks=[after], gc_after_trial=False)
 
 
 def _worker(project_doc: dict[str, Any], project_path: str | None, spec_doc: dict[str, Any], options: SweepOptions,
