@@ -84,7 +84,7 @@ def run_folder(trial: optuna.trial.FrozenTrial) -> Path:
     ({"pruner": "asha"}, "sweep.pruner", "none, median, hyperband"),
     ({"trials": 0}, "sweep.trials", "positive"),
     ({"objectives": ["params"]}, "sweep.objectives[0]", "validation metric"),
-    ({"objectives": ["val_accuracy", "speed"]}, "sweep.objectives[1]", "params, macs"),
+    ({"objectives": ["val_accuracy", "speed"]}, "sweep.objectives[1]", "params, macs, latency_ms"),
     ({"objectives": ["val_accuracy:up"]}, "sweep.objectives[0]", "max or min"),
     ({"colour": 1}, "sweep.colour", "unknown key"),
 ])
@@ -265,6 +265,17 @@ def test_multi_objective_front_is_optunas(tmp_path: Path, capsys: pytest.Capture
     assert "0 to run" in out
     report = json.loads(out[out.index("{"):])
     assert {b["trial"] for b in report["best"]} == front
+
+
+def test_latency_objective_is_the_profiled_forward_pass(tmp_path: Path) -> None:
+    study = sweep(tiny(tmp_path), space("fc1.out_features=4,256", sampler="grid",
+                                         objectives=("val_accuracy", "latency_ms")))
+    by = {t.params["fc1.out_features"]: t for t in study.get_trials()}
+    for t in by.values():
+        record = json.loads((run_folder(t) / "trial.json").read_text())
+        assert t.values[1] == record["costs"]["latency_ms"] == t.user_attrs["latency_ms"] > 0
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert "latency_ms" not in sweep(tiny(tmp_path / "b"), space("lr=0.01,0.02", sampler="grid")).trials[0].user_attrs
 
 
 def test_pruning_a_multi_objective_study_is_refused(tmp_path: Path) -> None:

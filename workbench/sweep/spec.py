@@ -22,8 +22,9 @@ from ..errors import WorkbenchError
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("none", "median", "hyperband")
-#: objectives beside the validation metric, each minimised
-COST_OBJECTIVES = ("params", "macs")
+#: objectives beside the validation metric, each minimised (latency_ms: the forward pass at batch 1,
+#: measured on the training device by ``workbench check --profile``'s profiler)
+COST_OBJECTIVES = ("params", "macs", "latency_ms")
 #: the largest grid a sweep enumerates (an int range without a step counts every value)
 GRID_LIMIT = 100_000
 KINDS = ("int", "float", "choice")
@@ -235,7 +236,7 @@ def sweep_from_dict(doc: Any, path: str = "sweep") -> SweepSpec:
         seen[p.name] = i
     objectives = doc.get("objectives", [])
     if not isinstance(objectives, list) or not all(isinstance(o, str) for o in objectives):
-        raise SweepError("expected a list of names (val_accuracy, params, macs)", f"{path}.objectives")
+        raise SweepError("expected a list of names (val_accuracy, params, macs, latency_ms)", f"{path}.objectives")
     for i, o in enumerate(objectives):
         check_objective(o, i, f"{path}.objectives[{i}]")
     if len(set(o.split(":")[0] for o in objectives)) != len(objectives):

@@ -177,12 +177,18 @@ def suggest(trial: Any, spec: SweepSpec) -> dict[str, Any]:
     return values
 
 
-def trial_costs(project: Project) -> dict[str, int]:
-    """The cost objectives of a trial's project (batch 1)."""
+def trial_costs(project: Project, latency_on: str | None = None) -> dict[str, float]:
+    """The cost objectives of a trial's project (batch 1); the latency only when ``latency_on`` names
+    the device to measure it on (the median forward pass of 20, after 3 warm-up passes)."""
     from ..analysis.cost import cost_table
 
     table = cost_table(project.graph)
-    return {"params": table.params, "macs": table.macs}
+    costs: dict[str, float] = {"params": table.params, "macs": table.macs}
+    if latency_on is not None:
+        from ..analysis.profile import profile_graph
+
+        costs["latency_ms"] = profile_graph(project.graph, device=latency_on).forward_ms
+    return costs
 
 
 # --------------------------------------------------------------------------- the study
@@ -258,7 +264,7 @@ class TrialRunner:
             project = apply_values(self.project, self.targets, values)
             trainer = Trainer(project, self.options.overrides)
             preflight_training(project, trainer.cfg, trainer.data_cfg)  # what `workbench check` says, first
-            costs = trial_costs(project)
+            costs = trial_costs(project, trainer.cfg["device"] if "latency_ms" in self.objectives.names else None)
         except (WorkbenchError, ValueError) as exc:
             return self._fail(trial, values, str(exc), None, t0)
         for name, value in costs.items():
