@@ -234,6 +234,20 @@ def test_an_interrupted_sweep_resumes_the_same_study_to_n_trials(tmp_path: Path)
     assert sweep(path, spec, trials=3).get_trials() == again.get_trials()  # done: a rerun adds nothing
 
 
+def test_overrides_are_the_base_and_sampled_values_win(tmp_path: Path) -> None:
+    path = tiny(tmp_path, epochs=5)
+    study = run_sweep(load_project(path), space("epochs=1,2", sampler="grid"), SweepOptions(overrides={"epochs": 3}))
+    for t in study.get_trials():
+        assert json.loads((run_folder(t) / "summary.json").read_text())["epochs_done"] == t.params["epochs"]
+    study = run_sweep(load_project(path), space("lr=0.01,0.02", sampler="grid"),
+                      SweepOptions(study="other", overrides={"epochs": 1}))
+    for t in study.get_trials():
+        assert json.loads((run_folder(t) / "config.json").read_text())["training"]["epochs"] == 1
+    with pytest.raises(SweepError) as info:
+        run_sweep(load_project(path), space("lr=0.01,0.02"), SweepOptions(overrides={"epochs": 0}))
+    assert info.value.path == "--epochs"
+
+
 def test_a_trial_that_cannot_train_fails_with_its_reason_and_the_sweep_goes_on(tmp_path: Path) -> None:
     study = sweep(tiny(tmp_path), space("classifier.out_features=10,7", sampler="grid"))
     by = {t.params["classifier.out_features"]: t for t in study.get_trials()}

@@ -122,6 +122,27 @@ def apply_values(project: Project, targets: dict[str, Target], values: dict[str,
     return copy
 
 
+def with_overrides(project: Project, overrides: dict[str, Any]) -> Project:
+    """A copy of ``project`` whose settings ``overrides`` replaces (``epochs``, ``device`` from the command
+    line): the base every trial starts from, so a sampled value of the same setting wins over it.
+
+    Raises:
+        SweepError: a value the setting refuses.
+    """
+    copy = project_from_dict(project.to_dict())
+    copy.path = project.path
+    sections = {"training": dict(copy.training), "data": dict(copy.data)}
+    for key, value in overrides.items():
+        section = "training" if _field("training", key) is not None else "data"
+        sections[section][key] = value
+    for section, fields in _SECTIONS.items():
+        try:
+            setattr(copy, section, validate_section(fields, sections[section]))
+        except ConfigError as exc:
+            raise SweepError(exc.detail, f"--{exc.key.replace('_', '-')}") from None
+    return copy
+
+
 def targets_of(project: Project, names: list[str]) -> dict[str, Target]:
     """The targets of parameter names alone (a stored trial's values; no ranges to check)."""
     return {name: target_of(project, name)[0] for name in names}

@@ -22,14 +22,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import WorkbenchError
 from ..fileio import atomic_write_text
 from ..project import Project, project_from_dict
-from .apply import Target, apply_values, resolve, targets_of
+from .apply import Target, apply_values, resolve, targets_of, with_overrides
 from .spec import SweepError, SweepSpec, check_objective
 
 Event = dict[str, Any]
@@ -61,7 +61,8 @@ class SweepOptions:
         trials: finished trials the study should hold (None: the spec's, else the grid size, else 20).
         jobs: worker processes running trials at the same time.
         threads: torch threads per worker (None: the cores shared among the workers).
-        overrides: training settings every trial uses (device, ...), below the sampled values.
+        overrides: settings every trial starts from (epochs, device, ...); a sampled value of the same
+            setting wins over them.
     """
 
     storage: str | None = None
@@ -262,7 +263,7 @@ class TrialRunner:
         self.emit({"type": "trial_start", "trial": trial.number, "params": values})
         try:
             project = apply_values(self.project, self.targets, values)
-            trainer = Trainer(project, self.options.overrides)
+            trainer = Trainer(project)
             preflight_training(project, trainer.cfg, trainer.data_cfg)  # what `workbench check` says, first
             costs = trial_costs(project, trainer.cfg["device"] if "latency_ms" in self.objectives.names else None)
         except (WorkbenchError, ValueError) as exc:
@@ -372,11 +373,10 @@ def prepare(project: Project, spec: SweepSpec, options: SweepOptions) -> Prepare
     Raises:
         SweepError: located.
     """
-    from ..config import TRAINING_FIELDS, validate_section
-
+    if options.overrides:
+        raise ValueError("apply the overrides first (with_overrides): prepare checks the project trials start from")
     targets = resolve(project, spec)
-    training = validate_section(TRAINING_FIELDS, {**project.training, **{k: v for k, v in options.overrides.items()
-                                                                         if k in project.training}})
+    training = project.training
     objectives = objectives_of(spec, training["task"])
     if float(project.data["val_fraction"]) == 0:
         raise SweepError("a sweep compares trials on the validation split: set data.val_fraction above 0",
@@ -411,6 +411,8 @@ def run_sweep(project: Project, spec: SweepSpec, options: SweepOptions,
         SweepError: the sweep cannot start (located).
     """
     optuna = optuna_module()
+    project = with_overrides(project, options.overrides)
+    options = replace(options, overrides={})
     prep = prepare(project, spec, options)
     storage = open_storage(prep.storage_url)
     study = load_or_create(storage, prep.study, prep.objectives, spec, prep.epochs)
@@ -446,6 +448,10 @@ def run_sweep(project: Project, spec: SweepSpec, options: SweepOptions,
     finally:
         for p in procs:
             p.join()
+    for i, p in enumerate(procs):
+        if p.exitcode not in (0, None) and not stop.requests:  # killed (the OOM killer), crashed
+            print(f"workbench: worker {i + 1} ended with exit status {p.exitcode}; its running trial fails once its "
+                  f"heartbeat stops, and a rerun makes it up", file=sys.stderr)
     return optuna.load_study(study_name=prep.study, storage=storage)
 
 
