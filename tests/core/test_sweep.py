@@ -276,8 +276,8 @@ def test_multi_objective_front_is_optunas(tmp_path: Path, capsys: pytest.Capture
                               "fc1.out_features=int:4:64:log", "--param", "lr=float:0.001:0.05:log", "--trials", "5",
                               "--json")
     assert code == 0, err  # the study is done: the command only reports it
-    assert "0 to run" in out
-    report = json.loads(out[out.index("{"):])
+    assert "0 to run" in err
+    report = json.loads(out)  # progress goes to stderr: stdout is the JSON alone
     assert {b["trial"] for b in report["best"]} == front
 
 
@@ -323,7 +323,7 @@ def test_cli_parallel_workers_share_the_sqlite_study_and_apply_writes_a_trial(tm
     out = cli(str(path), "--param", "lr=float:0.001:0.05:log", "--trials", "4", "--jobs", "2", "--threads", "1",
               "--seed", "5")
     assert out.returncode == 0, out.stderr
-    assert "in 2 workers" in out.stdout and "[worker 2]" in out.stdout and "the best trial:" in out.stdout
+    assert "in 2 workers" in out.stderr and "[worker 2] trial" in out.stderr and "the best trial:" in out.stdout
     study = optuna.load_study(study_name="p", storage=f"sqlite:///{tmp_path / 'p.sweep.db'}")
     trials = study.get_trials()
     assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)

@@ -4,7 +4,8 @@
         --trials 30 --jobs 2 --pruner median
     workbench sweep P --apply 12 -o best.json
 
-The search space is the project's ``sweep`` section plus every ``--param`` (which replaces a declared
+Progress (a line per trial) goes to stderr, like ``workbench train``'s; stdout holds the final table
+(or ``--json``).  The search space is the project's ``sweep`` section plus every ``--param`` (which replaces a declared
 parameter of the same name).  Ctrl+C stops the running trials at a batch boundary; the same command
 resumes the study.
 """
@@ -119,11 +120,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if e["type"] == "sweep_start":
             print(f"study {e['study']!r} in {e['storage']}: {', '.join(e['objectives'])} "
                   f"({', '.join(e['directions'])}); {e['done']} trial(s) done, {e['remaining']} to run"
-                  + (f" in {e['jobs']} workers" if e["jobs"] > 1 else ""), flush=True)
+                  + (f" in {e['jobs']} workers" if e["jobs"] > 1 else ""), file=sys.stderr, flush=True)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        study = run_sweep(project, spec, options, [on_start, trial_line(sys.stdout)], stop)
+        study = run_sweep(project, spec, options, [on_start, trial_line(sys.stderr)], stop)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -517,7 +517,7 @@ def _worker(project_doc: dict[str, Any], project_path: str | None, spec_doc: dic
     try:
         prep = prepare(project, spec, options)
         study = load_or_create(open_storage(prep.storage_url), prep.study, prep.objectives, spec, prep.epochs, index)
-        _optimize(project, prep, options, study, n, [trial_line(sys.stdout, f"[worker {index + 1}] ")], stop)
+        _optimize(project, prep, options, study, n, [trial_line(sys.stderr, f"[worker {index + 1}] ")], stop)
     except KeyboardInterrupt:
         pass
     except SweepError as exc:
