@@ -248,6 +248,31 @@ def test_overrides_are_the_base_and_sampled_values_win(tmp_path: Path) -> None:
     assert info.value.path == "--epochs"
 
 
+def test_a_killed_workers_trial_fails_by_heartbeat_and_is_retried_with_its_values(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from workbench.sweep import study as study_module
+
+    monkeypatch.setattr(study_module, "GRACE", 1)
+    monkeypatch.setattr(study_module, "HEARTBEAT", 1)
+    path = tiny(tmp_path)
+    spec = space("lr=float:0.001:0.05:log", seed=3)
+    storage = study_module.open_storage(study_module.default_storage(path))
+    objectives = study_module.objectives_of(spec, "classification")
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() is not how workers use heartbeats
+        orphan = study_module.load_or_create(storage, "p", objectives, spec, 1).ask()
+    lr = orphan.suggest_float("lr", 0.001, 0.05, log=True)
+    storage.record_heartbeat(orphan._trial_id)  # as a worker does, then it is killed: no more heartbeats
+    time.sleep(1.5)
+    study = sweep(path, spec, trials=2)
+    trials = study.get_trials()
+    assert trials[0].state == optuna.trial.TrialState.FAIL and "failure" not in trials[0].user_attrs
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retried) == 1 and retried[0].params["lr"] == lr and retried[0].state.is_finished()
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 2  # the lost trial does not count
+
+
 def test_a_trial_that_cannot_train_fails_with_its_reason_and_the_sweep_goes_on(tmp_path: Path) -> None:
     study = sweep(tiny(tmp_path), space("classifier.out_features=10,7", sampler="grid"))
     by = {t.params["classifier.out_features"]: t for t in study.get_trials()}
