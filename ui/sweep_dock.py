@@ -74,6 +74,8 @@ class SweepDock(QWidget):
         self.directions: list[str] = []
         self.objective_names: list[str] = []
         self.stopped = False
+        self.sweep_path: Path | None = None
+        """The project file of the sweep started last (the study the dock reads)."""
 
         self.params = QPlainTextEdit()
         self.params.setPlaceholderText("one per line, besides the project's sweep section:\n"
@@ -172,6 +174,9 @@ class SweepDock(QWidget):
     # ------------------------------------------------------------------ document
     def set_document(self, doc: Document) -> None:
         self.doc = doc
+        if self.running:  # the dock goes on watching the sweep it started (its project file is fixed)
+            return
+        self.sweep_path = None
         self.storage, self.study_key = None, None
         self.trials = []
         self._fill_table()
@@ -222,6 +227,7 @@ class SweepDock(QWidget):
         self.process = proc
         self.stopped = False
         self.storage, self.study_key = None, None
+        self.sweep_path = doc.project.path
         proc.start(sys.executable, ["-m", "workbench", *args])
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
@@ -267,11 +273,11 @@ class SweepDock(QWidget):
 
     # ------------------------------------------------------------------ reading the study
     def _key(self) -> tuple[str, str] | None:
-        if self.doc is None or self.doc.project.path is None:
+        path = self.sweep_path or (self.doc.project.path if self.doc is not None else None)
+        if path is None:
             return None
         from workbench.sweep.study import default_storage
 
-        path = self.doc.project.path
         return default_storage(path), self.study_edit.text().strip() or path.stem
 
     def poll(self) -> None:

@@ -57,6 +57,9 @@ def test_run_watch_and_apply_a_trial(window, qtbot, tmp_path: Path) -> None:
     assert list(bx) == sorted(t.number for t in trials)
     assert by[-1] == max(t.values[0] for t in trials)
     assert dock.importances.rowCount() == 2  # Optuna's importances of both parameters
+    lines = dock.coords_plot.listDataItems()  # parallel coordinates: a line per trial across the parameters
+    assert len(lines) == 4 and all(len(line.getData()[0]) == 3 for line in lines)
+    assert all(0 <= v <= 1 for line in lines for v in line.getData()[1])
     with pytest.warns(UserWarning, match="low `target` values"):  # hence the negation: accuracy is maximised
         imp = optuna.importance.get_param_importances(study, target=lambda t: -t.values[0])
     shown = {dock.importances.item(i, 0).text(): float(dock.importances.item(i, 1).text().split()[0]) for i in range(2)}
@@ -82,6 +85,7 @@ def test_run_watch_and_apply_a_trial(window, qtbot, tmp_path: Path) -> None:
     assert window.grab().save(str(tmp_path / "sweep.png"))
 
 
+@pytest.mark.slow
 def test_stop_ends_the_sweep_resumably_and_an_unsaved_project_is_refused(window, qtbot, tmp_path: Path) -> None:
     path = tiny(tmp_path, epochs=200)
     window.open_path(path)
