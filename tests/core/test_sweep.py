@@ -145,6 +145,16 @@ def test_names_and_ranges_are_checked_against_the_project(tmp_path: Path, text: 
     assert words in str(info.value) and info.value.path == text.split("=")[0]
 
 
+def test_check_warns_about_a_stale_sweep_name(tmp_path: Path) -> None:
+    from workbench.cli import check_report
+
+    bad = {"params": [{"name": "conv9.out_channels", "type": "int", "low": 4, "high": 8}]}
+    report = check_report(load_project(tiny(tmp_path, sweep=bad)))
+    assert ['sweep: conv9.out_channels: no node named "conv9"' in w["message"] for w in report["warnings"]].count(True) == 1
+    good = {"params": [{"name": "fc1.out_features", "type": "int", "low": 4, "high": 8}]}
+    assert not any("sweep" in w["message"] for w in check_report(load_project(tiny(tmp_path, sweep=good)))["warnings"])
+
+
 def test_data_seed_and_training_seed_are_told_apart(tmp_path: Path) -> None:
     targets = resolve(load_project(tiny(tmp_path)), space("data.seed=1,2", "training.seed=1,2", "batch_size=8,16"))
     assert [(t.section, t.key) for t in targets.values()] == [("data", "seed"), ("training", "seed"),

@@ -95,6 +95,22 @@ def resolve(project: Project, spec: SweepSpec) -> dict[str, Target]:
     return targets
 
 
+def sweep_problems(project: Project) -> list[str]:
+    """What ``workbench check`` says about the project's ``sweep`` section (names, ranges), as messages."""
+    from .spec import sweep_from_dict
+
+    if project.sweep is None:
+        return []
+    spec = sweep_from_dict(project.sweep)
+    if not spec.params:
+        return []
+    try:
+        resolve(project, spec)
+    except SweepError as exc:
+        return [f"sweep: {exc}"]
+    return []
+
+
 def apply_values(project: Project, targets: dict[str, Target], values: dict[str, Any]) -> Project:
     """A copy of ``project`` with ``values`` (name -> value) set; the project itself is not changed.
 
