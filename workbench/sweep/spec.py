@@ -14,7 +14,7 @@ not when the project opens: renaming a node must never make a project unreadable
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import DATA_FIELDS, TRAINING_FIELDS
@@ -112,7 +112,6 @@ class SweepSpec:
     pruner: str | None = None
     trials: int | None = None
     seed: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"params": [p.to_dict() for p in self.params], "sampler": self.sampler}

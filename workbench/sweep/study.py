@@ -310,8 +310,8 @@ class TrialRunner:
         if pruned_at:
             self._finish(run_dir, record, "pruned", None, t0, trial, values, f"pruned after epoch {pruned_at[0]}")
             raise optuna.TrialPruned(f"pruned after epoch {pruned_at[0]}")
-        if summary["status"] == "stopped" or self.stop.user.is_set():
-            self._finish(run_dir, record, "interrupted", None, t0, trial, values, "stopped by the user")
+        if summary["status"] == "stopped":  # by the user (a run that reached its end completes)
+            self._finish(run_dir, record, "interrupted", None, t0, trial, values, "stopped before its end")
             return self._interrupted(trial)
         final = summary.get("final") or {}
         key = metric[4:]
