@@ -327,6 +327,14 @@ def test_latency_objective_is_the_profiled_forward_pass(tmp_path: Path) -> None:
     assert "latency_ms" not in sweep(tiny(tmp_path / "b"), space("lr=0.01,0.02", sampler="grid")).trials[0].user_attrs
 
 
+def test_without_optuna_the_message_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.sweep.study import optuna_module
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # what a missing package looks like to import
+    with pytest.raises(SweepError, match=r"neural-workbench\[sweep\]"):
+        optuna_module()
+
+
 def test_pruning_a_multi_objective_study_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SweepError, match="needs a single objective"):
         sweep(tiny(tmp_path), space("lr=0.01,0.02", objectives=("val_accuracy", "macs"), pruner="median"))
