@@ -76,6 +76,7 @@ class SweepDock(QWidget):
         self.stopped = False
         self.sweep_path: Path | None = None
         """The project file of the sweep started last (the study the dock reads)."""
+        self.study_ready = True
 
         self.params = QPlainTextEdit()
         self.params.setPlaceholderText("one per line, besides the project's sweep section:\n"
@@ -228,6 +229,7 @@ class SweepDock(QWidget):
         self.stopped = False
         self.storage, self.study_key = None, None
         self.sweep_path = doc.project.path
+        self.study_ready = False  # the storage is read once the sweep has created it, never at the same time
         proc.start(sys.executable, ["-m", "workbench", *args])
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
@@ -252,6 +254,8 @@ class SweepDock(QWidget):
         for line in text.splitlines():
             if line.strip():
                 self.log.appendPlainText(line)
+                if line.startswith("study '"):  # the sweep made (or resumed) its study: it can be read now
+                    self.study_ready = True
                 if line.startswith("workbench: error:"):
                     self.status.setText(line.removeprefix("workbench: error:").strip())
 
@@ -283,7 +287,7 @@ class SweepDock(QWidget):
     def poll(self) -> None:
         """Read the study's trials from its storage and redraw (nothing yet: nothing to draw)."""
         key = self._key()
-        if key is None:
+        if key is None or (self.running and not self.study_ready):
             return
         try:
             from workbench.sweep.study import open_storage, optuna_module

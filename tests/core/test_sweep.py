@@ -283,6 +283,23 @@ def test_a_killed_workers_trial_fails_by_heartbeat_and_is_retried_with_its_value
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 2  # the lost trial does not count
 
 
+@pytest.mark.slow
+def test_processes_creating_one_new_sqlite_study_at_once_both_open_it(tmp_path: Path) -> None:
+    """The dock and the sweep, or two sweeps, may create the same new database together."""
+    code = ("import sys, time; from workbench.sweep.study import open_storage; t = float(sys.argv[2]);"
+            "time.sleep(max(0.0, t - time.time())); open_storage(sys.argv[1]); print('ok')")
+    import time
+
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
+        start = str(time.time() + 4)  # both start their schema at the same moment, after their imports
+        procs = [subprocess.Popen([sys.executable, "-c", code, url, start], cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0 and out.strip() == "ok", err
+
+
 def test_a_trial_that_cannot_train_fails_with_its_reason_and_the_sweep_goes_on(tmp_path: Path) -> None:
     study = sweep(tiny(tmp_path), space("classifier.out_features=10,7", sampler="grid"))
     by = {t.params["classifier.out_features"]: t for t in study.get_trials()}

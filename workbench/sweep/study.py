@@ -96,16 +96,24 @@ def open_storage(url: str) -> Any:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; they are what we need
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1), **kwargs)
-    except (ImportError, ModuleNotFoundError) as exc:
-        raise SweepError(f"the storage {url.split('://')[0]} needs a database driver: {exc}", "--storage") from None
-    except (ValueError, optuna.exceptions.OptunaError, Exception) as exc:  # sqlalchemy's errors are many
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise SweepError(f"cannot open the storage: {first}", "--storage") from None
+    for attempt in range(4):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; they are what we need
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                                  **kwargs)
+        except (ImportError, ModuleNotFoundError) as exc:
+            raise SweepError(f"the storage {url.split('://')[0]} needs a database driver: {exc}", "--storage") from None
+        except Exception as exc:  # sqlalchemy's errors are many
+            # two processes that create the same new database at once: one of them loses the race to
+            # write its schema version (IntegrityError) and finds the schema made when it tries again
+            if "IntegrityError" in type(exc).__name__ + str(exc) and attempt < 3:
+                time.sleep(0.5)
+                continue
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise SweepError(f"cannot open the storage: {first}", "--storage") from None
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- objectives
