@@ -412,6 +412,7 @@ def test_cli_errors_are_located(tmp_path: Path, capsys: pytest.CaptureFixture[st
         (["--param", "lr=0.1,0.2", "--objective", "params"], 1, ["--objective", "validation metric"]),
         (["--param", "lr=0.1,0.2", "--storage", "nosuchdb://x"], 1, ["--storage: cannot open the storage"]),
         (["--apply", "0"], 1, ["--apply needs -o"]),
+        (["--param", "lr=0.1,0.2", "--seed", "-3"], 2, ["--seed", "0 to 2**32 - 1"]),
     ):
         code, _out, err = run_main(capsys, str(path), *args)
         assert code == status and all(w in err for w in words) and "Traceback" not in err, (args, err)

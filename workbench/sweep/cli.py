@@ -31,6 +31,16 @@ def _param(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**32 - 1, got {text!r}")
+    return value
+
+
 def add_parser(sub: Any) -> None:
     """The ``sweep`` subcommand."""
     from ..cli import _positive_int
@@ -52,7 +62,7 @@ def add_parser(sub: Any) -> None:
                    "(default: the project's, else the grid's size, else 20)")
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="K", help="trials at the same time, in K worker "
                    "processes sharing the storage (default 1)")
-    p.add_argument("--seed", type=int, metavar="N", help="the sampler's seed")
+    p.add_argument("--seed", type=_seed, metavar="N", help="the sampler's seed")
     p.add_argument("--storage", metavar="URL", help="Optuna storage URL, e.g. postgresql://user@host/db to share a "
                    "study between machines (default: sqlite:///<project>.sweep.db beside the project)")
     p.add_argument("--study", metavar="NAME", help="the study's name (default: the project file's name)")
@@ -166,7 +176,6 @@ def _cell(v: Any) -> str:
 
 
 def _apply(project: Any, args: argparse.Namespace) -> int:
-    from ..fileio import same_file
     from ..project import save_project
     from .study import apply_trial, default_storage, open_storage, optuna_module, study_name
 
@@ -175,8 +184,6 @@ def _apply(project: Any, args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise OutputError(f"{out}: exists; give --force to replace it")
-    if out.exists() and same_file(out, args.project) and not args.force:
-        raise OutputError(f"{out}: is the project itself; give --force to replace it")
     url = args.storage or default_storage(project.path)
     storage = open_storage(url)
     name = study_name(project, _options(project, args))
