@@ -241,6 +241,8 @@ def test_an_interrupted_sweep_resumes_the_same_study_to_n_trials(tmp_path: Path)
     assert again.study_name == first.study_name and again._study_id == first._study_id
     states = [t.state for t in again.get_trials()]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 3 and len(states) == 4
+    retry = again.get_trials()[2]  # the stopped trial's values run first when the sweep resumes
+    assert retry.user_attrs["retry_of"] == 1 and retry.params == trials[1].params
     assert sweep(path, spec, trials=3).get_trials() == again.get_trials()  # done: a rerun adds nothing
 
 
@@ -256,6 +258,21 @@ def test_overrides_are_the_base_and_sampled_values_win(tmp_path: Path) -> None:
     with pytest.raises(SweepError) as info:
         run_sweep(load_project(path), space("lr=0.01,0.02"), SweepOptions(overrides={"epochs": 0}))
     assert info.value.path == "--epochs"
+
+
+def test_a_stopped_grid_point_is_run_when_the_sweep_resumes(tmp_path: Path) -> None:
+    path = tiny(tmp_path)
+    spec = space("fc1.out_features=4,8,12", sampler="grid", seed=0)
+    stop = SweepStop()
+
+    def interrupt(e: dict) -> None:
+        if e["type"] == "trial_start" and e["trial"] == 1:
+            stop.request()
+
+    run_sweep(load_project(path), spec, SweepOptions(), [interrupt], stop)
+    study = sweep(path, spec)
+    done = [t.params["fc1.out_features"] for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(done) == [4, 8, 12]
 
 
 def test_a_killed_workers_trial_fails_by_heartbeat_and_is_retried_with_its_values(tmp_path: Path,

@@ -107,8 +107,10 @@ def open_storage(url: str) -> Any:
             raise SweepError(f"the storage {url.split('://')[0]} needs a database driver: {exc}", "--storage") from None
         except Exception as exc:  # sqlalchemy's errors are many
             # two processes that create the same new database at once: one of them loses the race to
-            # write its schema version (IntegrityError) and finds the schema made when it tries again
-            if "IntegrityError" in type(exc).__name__ + str(exc) and attempt < 3:
+            # write the schema ("table ... already exists", or its version: IntegrityError) and finds the
+            # schema made when it tries again
+            text = type(exc).__name__ + str(exc)
+            if ("IntegrityError" in text or "already exists" in text) and attempt < 3:
                 time.sleep(0.5)
                 continue
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
@@ -424,8 +426,10 @@ def run_sweep(project: Project, spec: SweepSpec, options: SweepOptions,
     prep = prepare(project, spec, options)
     storage = open_storage(prep.storage_url)
     study = load_or_create(storage, prep.study, prep.objectives, spec, prep.epochs)
-    done = sum(counted(t, optuna) for t in study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    done = sum(counted(t, optuna) for t in trials)
     remaining = max(0, target_trials(spec, options) - done)
+    _retry_interrupted(study, trials, remaining)
     jobs = max(1, min(options.jobs, remaining))
     for listener in listeners or []:
         listener({"type": "sweep_start", "study": prep.study, "storage": _safe_url(prep.storage_url), "done": done,
@@ -461,6 +465,22 @@ def run_sweep(project: Project, spec: SweepSpec, options: SweepOptions,
             print(f"workbench: worker {i + 1} ended with exit status {p.exitcode}; its running trial fails once its "
                   f"heartbeat stops, and a rerun makes it up", file=sys.stderr)
     return optuna.load_study(study_name=prep.study, storage=storage)
+
+
+def _retry_interrupted(study: Any, trials: list[Any], room: int) -> None:
+    """Queue the values of trials the user stopped (once each): a resumed sweep tries them first, and
+    a grid, which counts a stopped point as visited, gets it back."""
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    lost = [t for t in trials if t.user_attrs.get("interrupted") and t.params and t.number not in retried]
+    for t in lost[:room]:
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+    grid = {t.number: t.system_attrs for t in lost[:room] if "grid_id" in t.system_attrs}
+    if grid:  # the grid sampler expects its point's id on every trial it ends (as its own retries carry)
+        for w in study.get_trials(deepcopy=False, states=(optuna_module().trial.TrialState.WAITING,)):
+            attrs = grid.get(w.user_attrs.get("retry_of"))
+            if attrs is not None and "grid_id" not in w.system_attrs:
+                for key in ("grid_id", "search_space"):
+                    study._storage.set_trial_system_attr(w._trial_id, key, attrs[key])
 
 
 def _interrupt(pid: int) -> None:
