@@ -23,7 +23,8 @@ from workbench.sweep.spec import SweepError, SweepSpec, parse_param, sweep_from_
 
 optuna = pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed")
 
-from workbench.sweep.study import SweepOptions, SweepStop, best_trials, run_sweep  # noqa: E402
+from workbench.sweep.results import best_trials  # noqa: E402
+from workbench.sweep.study import SweepOptions, SweepStop, run_sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

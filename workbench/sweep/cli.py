@@ -80,7 +80,7 @@ def add_parser(sub: Any) -> None:
 def _spec(project: Any, args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
-    from .study import sweep_spec_of
+    from .results import sweep_spec_of
 
     spec = sweep_spec_of(project).with_params(args.param)
     changes: dict[str, Any] = {}
@@ -142,7 +142,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _report(study: Any, args: argparse.Namespace, stopped: bool) -> int:
-    from .study import best_trials, counted, optuna_module
+    from .results import best_trials
+    from .study import counted, optuna_module
 
     optuna = optuna_module()
     trials = study.get_trials(deepcopy=False)
@@ -177,7 +178,8 @@ def _cell(v: Any) -> str:
 
 def _apply(project: Any, args: argparse.Namespace) -> int:
     from ..project import save_project
-    from .study import apply_trial, default_storage, open_storage, optuna_module, study_name
+    from .results import apply_trial
+    from .study import default_storage, open_storage, optuna_module, study_name
 
     if not args.output:
         raise SweepError("--apply needs -o OUT.json (the project file to write)", "--apply")
