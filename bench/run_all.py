@@ -22,7 +22,8 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 from bench.common import Row  # noqa: E402
 
 SUITES = ["core", "gui", "training", "export", "families", "blocks", "scale", "diff", "explain", "cost", "import",
-          "distributed", "compress", "privacy_federated"]
+          "distributed", "compress", "privacy_federated",
+          "sweep"]
 
 
 def machine() -> str:

@@ -45,6 +45,7 @@ from .runs_panel import RunsPanel
 from .setup_panel import SetupPanel
 from .steady import hold_still
 from .style import apply_theme, icon
+from .sweep_dock import SweepDock
 from .training_panel import TrainingPanel
 from .wheel import guard_wheel
 
@@ -83,6 +84,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.setup = SetupPanel()
         self.training = TrainingPanel()
         self.runs = RunsPanel()
+        self.sweep = SweepDock()
         self.explain = ExplainView()
         self.undo_group = QUndoGroup(self)  # undo/redo actions follow the active document's stack
         self.undo_group.addStack(self.doc.undo_stack)
@@ -147,7 +149,9 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.setup_dock = self._dock("Data and training set-up", "setupDock", self.setup,
                                      Qt.DockWidgetArea.RightDockWidgetArea)
         self.explain_dock = self._dock("Explain", "explainDock", self.explain, Qt.DockWidgetArea.BottomDockWidgetArea)
-        for dock in (self.training_dock, self.runs_dock, self.explain_dock, self.history_dock):
+        self.sweep_dock = self._dock("Sweep", "sweepDock", self.sweep, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.sweep.message.connect(self.show_message)
+        for dock in (self.training_dock, self.runs_dock, self.sweep_dock, self.explain_dock, self.history_dock):
             self.tabifyDockWidget(self.problems_dock, dock)
         self.setup_dock.hide()  # tabified once the window is shown (see showEvent)
         self.training.runFinished.connect(lambda _d: self.runs.refresh())
@@ -271,7 +275,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         m.addMenu(self.costs.menu)
         m.addSeparator()
         for dock in (self.palette_dock, self.inspector_dock, self.setup_dock, self.problems_dock, self.training_dock,
-                     self.runs_dock, self.explain_dock, self.history_dock):
+                     self.runs_dock, self.sweep_dock, self.explain_dock, self.history_dock):
             m.addAction(dock.toggleViewAction())
         theme_menu = m.addMenu("&Theme")
         group = QActionGroup(self)
@@ -334,6 +338,7 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
         self.setup.set_document(self.doc)
         self.training.set_document(self.doc)
         self.runs.set_document(self.doc)
+        self.sweep.set_document(self.doc)
         self.explain.set_document(self.doc)
         self.doc.changed.connect(self._doc_changed)
         self.doc.undo_stack.cleanChanged.connect(self._clean_changed)

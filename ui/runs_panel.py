@@ -1,4 +1,5 @@
-"""Past runs of the project: compare their curves, resume one, or load its weights."""
+"""Past runs of the project, sweep trials included: a sortable table of their settings and final
+metrics (exported as CSV), the curves of the checked runs overlaid, resume one, or load its weights."""
 
 from __future__ import annotations
 
@@ -7,17 +8,21 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from workbench.training.runs import RunInfo, list_runs, runs_root
+from workbench.errors import WorkbenchError
+from workbench.runs_table import RunRow, runs_table, write_csv
+from workbench.training.runs import RunInfo, read_metrics, runs_root
 from workbench.weights import WeightsError, read_checkpoint
 
 from .document import Document
@@ -25,6 +30,25 @@ from .plots import PALETTE, curve, make_plot
 from .wheel import guard_wheel
 
 ROLE_PATH = Qt.ItemDataRole.UserRole + 1
+
+
+class _Cell(QTableWidgetItem):
+    """A cell that sorts numbers as numbers (and empty cells last)."""
+
+    def __init__(self, value: object) -> None:
+        text = "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+        super().__init__(text)
+        self.value = value
+        self.setToolTip(str(value) if value is not None else "")
+        self.setFlags(self.flags() & ~Qt.ItemFlag.ItemIsEditable)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a, b = self.value, getattr(other, "value", None)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            return a < b
+        if a is None or b is None:
+            return b is None and a is not None
+        return str(a) < str(b)
 
 
 class RunsPanel(QWidget):
@@ -40,8 +64,12 @@ class RunsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.doc: Document | None = None
-        self.list = QListWidget()
-        self.list.itemChanged.connect(lambda _i: self.plot_selected())
+        self.table = QTableWidget(0, 0)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSortingEnabled(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.itemChanged.connect(lambda _i: self.plot_selected())
         self.metric = QComboBox()
         self.metric.addItems(["val_loss", "val_accuracy", "train_loss", "val_mae", "val_r2", "epsilon"])
         self.metric.currentTextChanged.connect(lambda _t: self.plot_selected())
@@ -55,13 +83,16 @@ class RunsPanel(QWidget):
         self.show_button = QPushButton("Show in dashboard")
         self.show_button.setToolTip("Draw the selected run's curves (a federated run's rounds and clients too)")
         self.show_button.clicked.connect(self._show)
+        self.csv_button = QPushButton("Export CSV...")
+        self.csv_button.setToolTip("the table as a CSV file: every run's settings and final metrics")
+        self.csv_button.clicked.connect(self._export_csv)
         self.plot = make_plot("Compare runs", "value", "epoch")
         left = QWidget()
         lay = QVBoxLayout(left)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.list)
+        lay.addWidget(self.table)
         buttons = QHBoxLayout()
-        for b in (refresh, self.resume_button, self.load_button, self.show_button):
+        for b in (refresh, self.resume_button, self.load_button, self.show_button, self.csv_button):
             buttons.addWidget(b)
         lay.addLayout(buttons)
         lay.addWidget(self.metric)
@@ -72,45 +103,75 @@ class RunsPanel(QWidget):
         main.setContentsMargins(2, 2, 2, 2)
         main.addWidget(split)
         self.runs: list[RunInfo] = []
+        self.columns: list[str] = []
+        self.rows: list[RunRow] = []
 
     def set_document(self, doc: Document) -> None:
         self.doc = doc
         self.refresh()
 
     def refresh(self) -> None:
-        self.list.blockSignals(True)
-        self.list.clear()
-        self.runs = list_runs(runs_root(self.doc.project.path)) if self.doc else []
-        for i, run in enumerate(self.runs):
-            s = run.summary
-            final = s.get("final") or {}
-            best = next((f"{k} {v:.4f}" for k, v in s.items() if k.startswith("best_") and isinstance(v, float)), "")
-            loss = f"loss {final['loss']:.4f}" if "loss" in final else ""
-            item = QListWidgetItem(f"{run.name}  [{run.status}]  {best}  {loss}".rstrip())
-            item.setData(ROLE_PATH, str(run.path))
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if i < 3 else Qt.CheckState.Unchecked)
-            self.list.addItem(item)
-        self.list.blockSignals(False)
+        """Read the run folders again and rebuild the table (the 3 newest runs checked)."""
+        self.columns, self.rows = runs_table(runs_root(self.doc.project.path)) if self.doc else ([], [])
+        self.runs = [RunInfo(r.path, r.name, r.status, {}) for r in self.rows]
+        t = self.table
+        t.blockSignals(True)
+        t.setSortingEnabled(False)
+        t.clear()
+        t.setColumnCount(len(self.columns))
+        t.setRowCount(len(self.rows))
+        t.setHorizontalHeaderLabels(self.columns)
+        for i, row in enumerate(self.rows):
+            for j, col in enumerate(self.columns):
+                item = _Cell(row.cell(col))
+                if j == 0:
+                    item.setData(ROLE_PATH, str(row.path))
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setCheckState(Qt.CheckState.Checked if i < 3 else Qt.CheckState.Unchecked)
+                t.setItem(i, j, item)
+        t.setSortingEnabled(True)
+        t.resizeColumnsToContents()
+        t.blockSignals(False)
         self.plot_selected()
+
+    def checked_runs(self) -> list[Path]:
+        """The runs whose curves are overlaid (in the table's current order)."""
+        out = []
+        for i in range(self.table.rowCount()):
+            item = self.table.item(i, 0)
+            if item is not None and item.checkState() == Qt.CheckState.Checked:
+                out.append(Path(item.data(ROLE_PATH)))
+        return out
 
     def plot_selected(self) -> None:
         self.plot.clear()
         self.plot.addLegend(offset=(-10, 10))
         key = self.metric.currentText()
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            if item.checkState() != Qt.CheckState.Checked:
-                continue
-            run = self.runs[i]
-            series = curve(self.plot, run.name, PALETTE[i % len(PALETTE)], symbol="o")
-            for e in run.epochs():
-                if key in e:
+        for i, path in enumerate(self.checked_runs()):
+            series = curve(self.plot, path.name, PALETTE[i % len(PALETTE)], symbol="o")
+            for e in read_metrics(path):
+                if e.get("type") == "epoch" and key in e:
                     series.append(e["epoch"], e[key])
             series.redraw()
 
+    def export_csv(self, path: Path) -> Path:
+        """Write the table (every run, whatever is checked) as CSV, atomically."""
+        write_csv(path, self.columns, self.rows)
+        return path
+
+    def _export_csv(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export runs table", "runs.csv", "CSV files (*.csv)")
+        if name:
+            try:
+                self.export_csv(Path(name))
+            except (OSError, WorkbenchError) as exc:
+                self.message.emit(f"cannot write {name}: {getattr(exc, 'strerror', None) or exc}")
+                return
+            self.message.emit(f"Runs table written to {name}")
+
     def _current_run(self) -> Path | None:
-        item = self.list.currentItem()
+        row = self.table.currentRow()
+        item = self.table.item(row, 0) if row >= 0 else None
         return Path(item.data(ROLE_PATH)) if item is not None else None
 
     def _show(self) -> None:

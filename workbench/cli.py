@@ -64,6 +64,10 @@ def check_report(project: Any, batch: int = 1, symbol_size: int | None = None,
     more, notes = check_issues(project, si)
     errors += [i.as_dict() for i in more]
     warnings += [{"node": None, "message": m} for m in notes]
+    if project.sweep is not None:  # a name left stale by a rename: said here, refused when a sweep starts
+        from .sweep.apply import sweep_problems
+
+        warnings += [{"node": None, "message": m} for m in sweep_problems(project)]
     blocks = []
     instances: dict[str, list[str]] = {}  # block id -> its instances, as blocks.uses() lists them
     if len(project.blocks):  # one pass over the graphs, not one per block
@@ -518,6 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .compress.cli import add_parser as add_compress_parser
 
     add_compress_parser(sub)
+
+    from .sweep.cli import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
 
     p = sub.add_parser("devices", help="list the devices training can use")
     p.set_defaults(func=cmd_devices)

@@ -66,6 +66,8 @@ class Project:
     """Further graphs by role, e.g. ``{"discriminator": ...}`` for the adversarial task."""
     blocks: BlockLibrary = field(default_factory=BlockLibrary)
     """Reusable block definitions; every graph of the project can hold their instances."""
+    sweep: dict[str, Any] | None = None
+    """The search space of ``workbench sweep`` (validated by :func:`workbench.sweep.spec.sweep_from_dict`)."""
 
     def __post_init__(self) -> None:
         self.blocks.host_graphs = self._hosts
@@ -99,6 +101,7 @@ class Project:
             "weights": self.weights,
             **({"graphs": {k: g.to_dict() for k, g in self.graphs.items()}} if self.graphs else {}),
             **({"blocks": self.blocks.to_dict()} if len(self.blocks) else {}),
+            **({"sweep": self.sweep} if self.sweep is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -156,7 +159,8 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
     while version < VERSION:
         doc = MIGRATIONS[version](doc)
         version += 1
-    allowed = {"format", "version", "name", "description", "graph", "data", "training", "weights", "graphs", "blocks"}
+    allowed = {"format", "version", "name", "description", "graph", "data", "training", "weights", "graphs", "blocks",
+               "sweep"}
     for key in doc:
         need(key in allowed, key, f"unknown key (known: {', '.join(sorted(allowed))})", file)
 
@@ -192,8 +196,16 @@ def project_from_dict(doc: Any, file: str | None = None) -> Project:
             sections[key] = validate_section(fields, doc.get(key, {}))
         except ConfigError as exc:
             raise ProjectError(exc.detail, f"{key}.{exc.key}" if exc.key else key, file) from None
+    sweep = None
+    if "sweep" in doc:
+        from .sweep.spec import SweepError, sweep_from_dict
+
+        try:
+            sweep = sweep_from_dict(doc["sweep"]).to_dict()
+        except SweepError as exc:
+            raise ProjectError(exc.detail, exc.path, file) from None
     return Project(graph, name, description, sections["data"], sections["training"], weights, graphs=graphs,
-                   blocks=blocks)
+                   blocks=blocks, sweep=sweep)
 
 
 @gc_paused()

@@ -165,6 +165,37 @@ def project_schema() -> dict[str, Any]:
             },
             "data": _section(DATA_FIELDS),
             "training": _section(TRAINING_FIELDS),
+            "sweep": _sweep_schema(),
+        },
+    }
+
+
+def _sweep_schema() -> dict[str, Any]:
+    """The ``sweep`` section (see workbench/sweep/spec.py, which gives the located errors)."""
+    from .sweep.spec import COST_OBJECTIVES, PRUNERS, SAMPLERS
+
+    number = {"type": "number"}
+    scalar = {"type": ["string", "number", "boolean"]}
+    rng = {"type": "object", "required": ["name", "type", "low", "high"], "additionalProperties": False,
+           "properties": {"name": {"type": "string"}, "type": {"enum": ["int", "float"]}, "low": number,
+                          "high": number, "log": {"type": "boolean"}, "step": {"type": "number", "exclusiveMinimum": 0}}}
+    choice = {"type": "object", "required": ["name", "type", "choices"], "additionalProperties": False,
+              "properties": {"name": {"type": "string"}, "type": {"const": "choice"},
+                             "choices": {"type": "array", "minItems": 1, "items": scalar}}}
+    return {
+        "type": "object",
+        "description": "the search space of 'workbench sweep': a setting (lr, batch_size) or node.parameter per "
+                       "entry of params",
+        "additionalProperties": False,
+        "properties": {
+            "params": {"type": "array", "items": {"oneOf": [rng, choice]}},
+            "objectives": {"type": "array", "items": {"type": "string"},
+                           "description": f"a validation metric (val_accuracy, val_loss; ':max' or ':min' may "
+                                          f"follow), then any of {', '.join(COST_OBJECTIVES)}"},
+            "sampler": {"enum": list(SAMPLERS)},
+            "pruner": {"enum": list(PRUNERS)},
+            "trials": {"type": "integer", "minimum": 1},
+            "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
         },
     }
 

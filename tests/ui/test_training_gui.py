@@ -37,12 +37,12 @@ def test_train_from_the_gui_plots_points_and_lists_the_run(window, qtbot, tmp_pa
     assert t.grad_series["hidden"].n > 0 and t.weight_series["head"].n > 0
     x, _y = t.train_loss.curve.getData()
     assert len(x) > 0
-    assert window.runs.list.count() == 1 and "finished" in window.runs.list.item(0).text()
+    assert window.runs.table.rowCount() == 1 and window.runs.table.item(0, 1).text() == "finished"
     csv = t.export_csv(tmp_path / "m.csv").read_text().splitlines()
     assert len(csv) == 4 and "val_accuracy" in csv[0]
     assert t.export_png(tmp_path / "p.png").stat().st_size > 1000
     # load the run's weights into the project (for export)
-    window.runs.list.setCurrentRow(0)
+    window.runs.table.selectRow(0)
     assert window.runs.load_weights_of_current()
     assert window.doc.project.weights == "blobs.safetensors" and (tmp_path / "blobs.safetensors").exists()
     assert window.isWindowModified()

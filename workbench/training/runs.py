@@ -92,5 +92,7 @@ def list_runs(root: Path) -> list[RunInfo]:
             summary = json.loads((d / "summary.json").read_text())
         except (OSError, ValueError):
             summary = {}
+        if not isinstance(summary, dict):  # a damaged file that is still JSON
+            summary = {}
         runs.append(RunInfo(d, d.name, summary.get("status", "incomplete"), summary))
     return runs
