@@ -24,11 +24,13 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -162,8 +164,13 @@ class SweepDock(QWidget):
         lay.addLayout(buttons)
         lay.addWidget(self.status)
         lay.addWidget(self.table, 1)
+        scroll = QScrollArea()  # the form scrolls in a short dock: the bottom docks share one height with the canvas
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(left)
+        self.table.setMinimumHeight(90)
         split = QSplitter()
-        split.addWidget(left)
+        split.addWidget(scroll)
         split.addWidget(self.tabs)
         main = QVBoxLayout(self)
         main.setContentsMargins(2, 2, 2, 2)

@@ -78,7 +78,7 @@ register(
         params=(
             IntParam("num_groups", 1, "number of channel groups (must divide the channels)", minimum=1,
                      maximum=MAX_SIZE),
-            FloatParam("eps", 1e-5, "added to the variance for stability", minimum=0.0),
+            FloatParam("eps", 1e-5, "added to the variance for stability (positive: torch refuses 0 in training)", minimum=1e-12),
             BoolParam("affine", True, "learn a scale and shift per channel"),
         ),
         infer=_gn_shape,
@@ -128,7 +128,7 @@ for _nd in (1, 2, 3):
             doc=f"Normalises each channel of each sample over its positions. Input: {pattern(_nd)}. "
             "Output shape = input shape.",
             params=(
-                FloatParam("eps", 1e-5, "added to the variance for stability", minimum=0.0),
+                FloatParam("eps", 1e-5, "added to the variance for stability (positive: torch refuses 0 in training)", minimum=1e-12),
                 FloatParam("momentum", 0.1, "running-statistics update rate (with track_running_stats)",
                            minimum=0.0, maximum=1.0),
                 BoolParam("affine", False, "learn a scale and shift per channel"),

@@ -26,7 +26,7 @@ from .spec import (
 # --------------------------------------------------------------------------- normalisation
 
 _BN_PARAMS = (
-    FloatParam("eps", 1e-5, "added to the variance for stability", minimum=0.0),
+    FloatParam("eps", 1e-5, "added to the variance for stability (positive: torch refuses 0 in training)", minimum=1e-12),
     FloatParam("momentum", 0.1, "running-statistics update rate", minimum=0.0, maximum=1.0),
     BoolParam("affine", True, "learn a scale and shift per channel"),
 )
@@ -81,7 +81,7 @@ register(
         category="Normalization",
         doc="Layer normalisation over the last dimension. Input: [N, *, D]. Output shape = input shape.",
         params=(
-            FloatParam("eps", 1e-5, "added to the variance for stability", minimum=0.0),
+            FloatParam("eps", 1e-5, "added to the variance for stability (positive: torch refuses 0 in training)", minimum=1e-12),
             BoolParam("elementwise_affine", True, "learn a scale and shift per feature"),
         ),
         infer=_ln_shape,
