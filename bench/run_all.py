@@ -21,7 +21,7 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
 from bench.common import Row  # noqa: E402
 
-SUITES = ["core", "gui", "training", "export", "families", "blocks", "scale", "diff", "explain", "cost", "import"]
+SUITES = ["core", "gui", "training", "export", "families", "blocks", "scale", "diff", "explain", "cost", "import", "ssl"]
 
 
 def machine() -> str:

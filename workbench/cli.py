@@ -483,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_explain_parser(sub)
 
+    from .cli_transfer import add_parser as add_transfer_parser
+
+    add_transfer_parser(sub)
+
     from .compress.cli import add_parser as add_compress_parser
 
     add_compress_parser(sub)
