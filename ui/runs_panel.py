@@ -42,7 +42,8 @@ class RunsPanel(QWidget):
         self.list = QListWidget()
         self.list.itemChanged.connect(lambda _i: self.plot_selected())
         self.metric = QComboBox()
-        self.metric.addItems(["val_loss", "val_accuracy", "train_loss", "val_mae", "val_r2"])
+        self.metric.addItems(["val_loss", "val_accuracy", "train_loss", "val_mae", "val_r2", "val_probe_accuracy",
+                              "val_knn_accuracy"])
         self.metric.currentTextChanged.connect(lambda _t: self.plot_selected())
         guard_wheel(self.metric)
         refresh = QPushButton("Refresh")

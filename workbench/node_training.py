@@ -62,3 +62,17 @@ def validate_train(values: Any) -> dict[str, Any]:
 def flag(train: dict[str, Any], key: str) -> Any:
     """One setting of a node's ``train`` dict (its default when unset)."""
     return train.get(key, DEFAULTS[key])
+
+
+def parameter_split(graph: Any, counts: dict[str, int]) -> tuple[int, int]:
+    """(trainable, frozen) parameters of ``graph``, from per-node counts (node id -> parameters)."""
+    frozen = sum(c for nid, c in counts.items() if nid in graph.nodes and flag(graph.nodes[nid].train, "frozen"))
+    return sum(counts.values()) - frozen, frozen
+
+
+def split_text(graph: Any, si: Any) -> str:
+    """`` (1,234 trainable, 567 frozen)`` when some node is frozen, else empty (for summaries)."""
+    if not any(flag(n.train, "frozen") for n in graph):
+        return ""
+    trainable, frozen = parameter_split(graph, {nid: info.params for nid, info in si.all().items()})
+    return f" ({trainable:,} trainable, {frozen:,} frozen)"

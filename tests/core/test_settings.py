@@ -470,6 +470,11 @@ def _d_steps(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     assert calls == [4 * (2 * 1 + 1), 4 * (2 * 3 + 1)]
 
 
+from .settings_probes_fewer_labels import PROBES as _FEWER_LABELS  # noqa: E402  (transfer, self-supervised)
+
+PROBES.update(_FEWER_LABELS)
+
+
 # --------------------------------------------------------------------------- the test
 
 FIELDS = [("data", f.name) for f in DATA_FIELDS] + [("training", f.name) for f in TRAINING_FIELDS]

@@ -381,8 +381,9 @@ def check_issues(project: Any, si: ShapeInference) -> tuple[list[Issue], list[st
     Shape errors themselves are not repeated; the data is described only when the graph
     compiles, since its fit to the data means nothing before.
     """
+    pending: list[str] = []  # warnings: what this machine lacks (data, a trained source to transfer from)
     issues = (graph_issues(project.graph, si) + settings_issues(project.data, project.training)
-              + task_issues(project, project.training))
+              + task_issues(project, project.training, pending))
     disc = project.graphs.get("discriminator")
     if project.training["task"] == "adversarial" and disc is not None:  # whether or not the data is here
         dsi = ShapeInference(disc, live=False)
@@ -391,12 +392,13 @@ def check_issues(project: Any, si: ShapeInference) -> tuple[list[Issue], list[st
         issues += [Issue(f"{label}{e}", e.node, e.param, "graphs.discriminator") for e in dsi.errors()]
         issues += [] if dsi.errors() else graph_issues(disc, dsi, label)
     if si.errors() or not project.graph.inputs() or not project.graph.outputs() or issues:
-        return issues, []
+        return issues, pending
     try:
         data = describe_dataset(project.data)
     except DataError as exc:
-        return issues, [f"data: the dataset cannot be loaded here ({exc}); its fit to the model was not checked"]
-    return issues + preflight(project, data), []
+        return issues, [*pending, f"data: the dataset cannot be loaded here ({exc}); its fit to the model was not "
+                        "checked"]
+    return issues + preflight(project, data), pending
 
 
 def settings_issues(data_cfg: dict[str, Any], training: dict[str, Any]) -> list[Issue]:
@@ -419,12 +421,13 @@ def settings_issues(data_cfg: dict[str, Any], training: dict[str, Any]) -> list[
     return issues
 
 
-def task_issues(project: Any, training: dict[str, Any]) -> list[Issue]:
-    """Transfer (``init_from``, frozen nodes) and self-supervised settings checked against the project."""
+def task_issues(project: Any, training: dict[str, Any], pending: list[str] | None = None) -> list[Issue]:
+    """Transfer (``init_from``, frozen nodes) and self-supervised settings checked against the project
+    (``pending``: see :func:`~workbench.training.transfer.transfer_issues`)."""
     from .self_supervised import ssl_issues
     from .transfer import transfer_issues
 
-    return transfer_issues(project, training) + ssl_issues(project, training)
+    return transfer_issues(project, training, pending) + ssl_issues(project, training)
 
 
 def preflight_training(project: Any, training: dict[str, Any], data_cfg: dict[str, Any]) -> DataInfo:

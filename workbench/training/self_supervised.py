@@ -276,6 +276,26 @@ class MaskedTokens:
         return {"loss": loss / max(1, n), "accuracy": right / max(1, n)}, {}
 
 
+def preview_views(x: torch.Tensor, training: dict[str, Any], count: int = 8) -> torch.Tensor | None:
+    """What the task makes of the first ``count`` images, for the data preview: the originals, then two
+    contrastive views of each (rows of ``count``), or the originals and their masked versions; None for
+    tasks that do not change their inputs (or data that are not images)."""
+    if x.ndim != 4 or training["task"] not in ("contrastive", "masked_image"):
+        return None
+    first = x[:count].float()
+    if training["task"] == "contrastive":
+        views = ViewPipeline(training["view_crop"], training["view_flip"], training["view_jitter"],
+                             training["view_noise"])
+        return torch.cat([first, views(first, torch.Generator().manual_seed(1)),
+                          views(first, torch.Generator().manual_seed(2))])
+    h, w = first.shape[2:]
+    patch = int(training["patch_size"])
+    if h % patch or w % patch:
+        return None
+    mask = patch_mask(first.shape, patch, float(training["mask_ratio"]), torch.Generator().manual_seed(1))
+    return torch.cat([first, first.masked_fill(mask, 0.0)])
+
+
 def make_task(trainer: Any) -> Contrastive | MaskedImage | MaskedTokens | None:
     """The trainer's self-supervised strategy, or None for the other tasks.
 

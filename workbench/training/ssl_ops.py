@@ -31,7 +31,7 @@ class ViewPipeline:
     noise: float = 0.1
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        b, _, h, w = x.shape
+        b = x.shape[0]
         dev = x.device
         scale = torch.ones(b)
         if self.crop_min < 1:

@@ -24,7 +24,7 @@ from torch import nn
 from ..compiler import Compiled, assign_identifiers
 from ..errors import InputError, WorkbenchError
 from ..graph import Graph
-from ..node_training import flag
+from ..node_training import flag, parameter_split
 
 
 class TransferError(WorkbenchError):
@@ -36,6 +36,10 @@ class TransferSourceError(TransferError, InputError):
 
     def __init__(self, message: str, file: str | None = None) -> None:
         InputError.__init__(self, message, file)
+
+
+class SourceNotTrainedError(TransferSourceError):
+    """The source is a valid project that has not been trained yet (``check`` warns; training refuses)."""
 
 
 @dataclass
@@ -113,7 +117,7 @@ def _checkpoint_of_project(path: Path) -> tuple[Path, str]:
     weights = project.weights_path()
     if weights is not None and weights.is_file():
         return weights, f"{path.name} (weights {weights.name})"
-    raise TransferSourceError(f"{path}: the project has no trained run under {runs} and no weights file; train it "
+    raise SourceNotTrainedError(f"{path}: the project has no trained run under {runs} and no weights file; train it "
                               f"first (workbench train {path.name})", str(path))
 
 
@@ -306,9 +310,14 @@ def prepare_model(trainer: Any) -> list[dict[str, Any]]:
     return groups
 
 
-def transfer_issues(project: Any, training: dict[str, Any]) -> list[Any]:
+def transfer_issues(project: Any, training: dict[str, Any], pending: list[str] | None = None) -> list[Any]:
     """For ``workbench check`` and the pre-flight: an ``init_from`` that cannot be read, an ``init_skip``
-    naming no node, everything frozen (what check accepts, training accepts)."""
+    naming no node, everything frozen (what check accepts, training accepts).
+
+    Args:
+        pending: where ``check`` collects warnings: a source project that is valid but not trained yet is
+            one (like data that is not on this machine); without it (training) that is an issue too.
+    """
     from .preflight import Issue
 
     issues = []
@@ -316,6 +325,11 @@ def transfer_issues(project: Any, training: dict[str, Any]) -> list[Any]:
         base = project.path.parent if project.path is not None else Path.cwd()
         try:
             read_source(training["init_from"], base)
+        except SourceNotTrainedError as exc:
+            if pending is None:
+                issues.append(Issue(f"training.init_from: {exc}", path="training.init_from"))
+            else:
+                pending.append(f"training.init_from: {exc}; training will refuse to start until then")
         except TransferError as exc:
             issues.append(Issue(f"training.init_from: {exc}", path="training.init_from"))
     for name in (s.strip() for s in training.get("init_skip", "").split(",")):
@@ -339,9 +353,3 @@ def set_group_lrs(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Every group's rate = the scheduled rate x the group's ``lr_scale``."""
     for group in optimizer.param_groups:
         group["lr"] = lr * float(group.get("lr_scale", 1.0))
-
-
-def parameter_split(graph: Graph, counts: dict[str, int]) -> tuple[int, int]:
-    """(trainable, frozen) parameters, from per-node counts (node id -> parameters)."""
-    frozen = sum(c for nid, c in counts.items() if nid in graph.nodes and flag(graph.node(nid).train, "frozen"))
-    return sum(counts.values()) - frozen, frozen
