@@ -40,11 +40,11 @@ def digits_contrastive() -> Project:
         "Digits contrastive (SimCLR)",
         "Learns digit features without labels: two random views of each image (crop, intensity jitter, noise) "
         "must find each other among the batch (NT-Xent). The projection head (proj1-proj2) is dropped afterwards; "
-        "a linear probe on the encoder reaches about 0.95 validation accuracy, against about 0.90 for the same "
-        "encoder untrained.",
+        "a linear probe on the encoder reaches about 0.98 validation accuracy and a 20-NN vote 0.98, against 0.97 "
+        "and 0.96 for the same encoder untrained (8x8 digits are easy even for random features).",
         validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 256}),
-        validate_section(TRAINING_FIELDS, {"task": "contrastive", "epochs": 20, "lr": 0.003, "schedule": "cosine",
-                                           "ssl_temperature": 0.2, "view_crop": 0.5, "view_jitter": 0.4,
+        validate_section(TRAINING_FIELDS, {"task": "contrastive", "epochs": 40, "lr": 0.003, "schedule": "cosine",
+                                           "ssl_temperature": 0.2, "view_crop": 0.3, "view_jitter": 0.4,
                                            "view_noise": 0.1}),
     )
 
@@ -54,15 +54,11 @@ def digits_finetune() -> Project:
     x = _digits_encoder(b)
     x = b.layer("Dropout", x, p=0.3, name="dropout")
     b.output(b.layer("Linear", x, out_features=10, name="classifier"), name="logits")
-    graph = b.auto_layout()
-    for name in ("conv1", "bn1", "conv2", "bn2", "embed"):  # the pre-trained encoder learns 10x slower
-        graph.set_train(graph.by_name(name).id, {"lr_scale": 0.1})
     return Project(
-        graph,
+        b.auto_layout(),
         "Digits fine-tuning with 10% of the labels",
         "The contrastive digits encoder (train digits_contrastive.json first) fine-tuned as a classifier on 10% "
-        "of the training labels, the backbone at 0.1x the learning rate; compare with the same model from scratch "
-        "(set init_from to empty).",
+        "of the training labels; compare with the same model from scratch (workbench train --init-from '').",
         validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 32, "label_fraction": 0.1}),
         validate_section(TRAINING_FIELDS, {"epochs": 40, "lr": 0.003, "init_from": "digits_contrastive.json"}),
     )
@@ -84,7 +80,7 @@ def digits_masked_autoencoder() -> Project:
         b.auto_layout(),
         "Digits masked autoencoder",
         "Half of each digit's 2x2 patches are blanked and the network paints them back; the loss counts the "
-        "masked patches only (masked-patch MSE about 0.02, against 0.12 for filling with the mean).",
+        "masked patches only (validation masked-patch MSE about 0.04, against 0.14 for filling with the mean).",
         validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 64}),
         validate_section(TRAINING_FIELDS, {"task": "masked_image", "epochs": 30, "lr": 0.003, "schedule": "cosine",
                                            "mask_ratio": 0.5, "patch_size": 2}),

@@ -215,8 +215,13 @@ def test_masked_image_trains_on_masked_patches(tmp_path: Path) -> None:
     shown = [e for e in events if e["type"] == "validation"][-1]
     masked_share = float((shown["inputs"] == 0).float().mean())
     assert masked_share >= 0.5  # half the patches blanked (and digits' own zeros)
-    with pytest.raises(SelfSupervisedError, match="patch_size: 3 must divide"):
-        Trainer(masked_image_project(patch_size=3), {}, run_dir=tmp_path / "bad").prepare()
+    bad = masked_image_project(patch_size=3)
+    si = ShapeInference(bad.graph, live=False)
+    si.update()
+    assert any(i.path == "training.patch_size" for i in check_issues(bad, si)[0])  # check says it ...
+    with pytest.raises(PreflightError, match=r"patch_size: 3 must divide the images' height and width \(8 x 8"):
+        Trainer(bad, {}, run_dir=tmp_path / "bad").prepare()  # ... and training refuses it
+    assert not (tmp_path / "bad").exists()  # before any run folder is made
 
 
 def text_project(vocab_extra: int = 1, **training: object) -> Project:

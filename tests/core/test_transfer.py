@@ -204,6 +204,12 @@ def test_bad_sources_are_located(tmp_path: Path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"not a file")
     with pytest.raises(TransferSourceError, match=r"junk\.safetensors"):
         read_source(tmp_path / "junk.safetensors")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(TransferSourceError, match=r"broken\.json"):
+        read_source(tmp_path / "broken.json")
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    with pytest.raises(TransferSourceError, match=r"bad\.onnx"):
+        read_source(tmp_path / "bad.onnx")
     save_project(mlp(), tmp_path / "untrained.json")
     with pytest.raises(TransferSourceError, match="no trained run"):
         read_source(tmp_path / "untrained.json")
@@ -255,3 +261,18 @@ def test_cli_transfer_writes_weights_and_a_report(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "workbench", "transfer", str(tmp_path / "dst.json"), "--from",
                           str(tmp_path / "missing.json")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "missing.json" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_check_counts_trainable_and_frozen_parameters() -> None:
+    from workbench.cli import check_report
+    from workbench.node_training import split_text
+
+    p = mlp()
+    report = check_report(p)
+    assert report["frozen_params"] == 0
+    p.graph.set_train(node_id(p, "fc1"), {"frozen": True})
+    report = check_report(p)
+    assert report["frozen_params"] == 64 * 32 + 32
+    si = ShapeInference(p.graph, live=False)
+    si.update()
+    assert split_text(p.graph, si) == f" ({report['total_params'] - 2080:,} trainable, 2,080 frozen)"

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QPushButton
 
 from tests.ui.conftest import ROOT, node_point
 from tests.ui.test_fields import field, type_text
+from ui.results_view import image_grid
 
 LEFT, NO = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
 FINETUNE = ROOT / "samples" / "digits_finetune.json"
@@ -46,7 +48,7 @@ def test_frozen_toggle_and_lr_scale_from_the_inspector(window, tmp_path: Path) -
     assert "frozen" not in g.nodes[conv].train and not frozen.isChecked() and not item.frozen
 
     scale = window.inspector.train_editors["lr_scale"]
-    assert scale.widget.text() == "0.1"  # the sample's backbone learns at 0.1x
+    assert scale.widget.text() == "1.0"
     type_text(scale.widget, "0.5")
     assert g.nodes[conv].train["lr_scale"] == 0.5 and "lr ×0.5" in item.train_badge
     type_text(scale.widget, "-1")
@@ -87,4 +89,5 @@ def test_projection_head_is_marked_and_settings_of_contrastive_are_typed(window)
     QTest.mouseClick(button, LEFT, NO, button.rect().center())
     assert window.setup.preview.images.title() == "Samples, then two views of each"
     shown = window.setup.preview.image_item.image
-    assert shown is not None and shown.shape[1] > shown.shape[0]  # 3 rows of 8: originals, view 1, view 2
+    rows_of_8 = image_grid(np.zeros((24, 1, 8, 8)), cols=8).shape  # originals, view 1, view 2
+    assert shown is not None and shown.shape == rows_of_8[::-1]  # (the item shows the grid transposed)

@@ -187,6 +187,7 @@ class Trainer:
         self._epochs_done = 0
         self.best: float | None = None
         self.metric_name, self.metric_mode = primary_metric(task)
+        self.ssl = make_task(self)  # a self-supervised task's loss and evaluation (None for the others)
         if self.resume is not None:
             self._restore(self.resume)
         if self.run_dir is None:
@@ -196,7 +197,6 @@ class Trainer:
                                                "data": self.data_cfg, "device": str(self.device)})
         self.listeners.insert(0, self.writer)
         self._attr_names = self.compiled.node_name_of_attr()
-        self.ssl = make_task(self)  # a self-supervised task's loss and evaluation (None for the others)
 
     def _check_precision(self) -> None:
         """Run the model once under autocast, so a layer that cannot compute in the chosen precision on

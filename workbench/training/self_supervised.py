@@ -318,4 +318,11 @@ def ssl_issues(project: Any, training: dict[str, Any]) -> list[Any]:
             heads = head_nodes(project.graph)
             return [Issue(str(exc), project.graph.node(heads[0]).name if heads else None,
                           "train.role" if heads else None, None if heads else "training.task")]
+    if training["task"] == "masked_image":
+        patch = int(training["patch_size"])
+        for node in project.graph.inputs():
+            dims = list(node.params.get("shape", ()))[-2:]
+            if len(dims) == 2 and all(isinstance(d, int) for d in dims) and any(d % patch for d in dims):
+                return [Issue(f"training.patch_size: {patch} must divide the images' height and width "
+                              f"({dims[0]} x {dims[1]}, Input \"{node.name}\")", node.name, path="training.patch_size")]
     return []

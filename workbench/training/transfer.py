@@ -131,7 +131,7 @@ def read_source(source: str | Path, base: Path | None = None) -> Source:
     Raises:
         TransferSourceError: naming the file and the problem.
     """
-    from ..weights import WeightsError, load_checkpoint
+    from ..weights import load_checkpoint
 
     path = Path(source)
     if base is not None and not path.is_absolute():
@@ -158,8 +158,10 @@ def read_source(source: str | Path, base: Path | None = None) -> Source:
             return Source(_by_node(result.project.graph, result.tensors), f"{path.name} (ONNX, imported)")
         if suffix == ".safetensors":
             return _from_checkpoint(path, path.name)
-    except WeightsError as exc:
-        raise TransferSourceError(str(exc), str(path)) from None
+    except TransferError:
+        raise
+    except WorkbenchError as exc:  # an unreadable project, checkpoint or ONNX file: named, never a traceback
+        raise TransferSourceError(str(exc) if str(path) in str(exc) else f"{path}: {exc}", str(path)) from None
     raise TransferSourceError(f"{path}: expected a project (.json), a run folder, a .safetensors or an .onnx file",
                               str(path))
 
