@@ -40,8 +40,8 @@ def digits_contrastive() -> Project:
         "Digits contrastive (SimCLR)",
         "Learns digit features without labels: two random views of each image (crop, intensity jitter, noise) "
         "must find each other among the batch (NT-Xent). The projection head (proj1-proj2) is dropped afterwards; "
-        "a linear probe on the encoder reaches about 0.98 validation accuracy and a 20-NN vote 0.98, against 0.97 "
-        "and 0.96 for the same encoder untrained (8x8 digits are easy even for random features).",
+        "a linear probe on the encoder reaches about 0.99 validation accuracy and a 20-NN vote 0.975, against "
+        "0.967 and 0.964 for the same encoder untrained (8x8 digits are easy even for random features).",
         validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 256}),
         validate_section(TRAINING_FIELDS, {"task": "contrastive", "epochs": 40, "lr": 0.003, "schedule": "cosine",
                                            "ssl_temperature": 0.2, "view_crop": 0.3, "view_jitter": 0.4,
@@ -58,7 +58,8 @@ def digits_finetune() -> Project:
         b.auto_layout(),
         "Digits fine-tuning with 10% of the labels",
         "The contrastive digits encoder (train digits_contrastive.json first) fine-tuned as a classifier on 10% "
-        "of the training labels; compare with the same model from scratch (workbench train --init-from '').",
+        "of the training labels (about 0.975 validation accuracy); compare with the same model from scratch "
+        "(workbench train --init-from ''), which on these easy 8x8 digits reaches about the same.",
         validate_section(DATA_FIELDS, {"dataset": "digits", "batch_size": 32, "label_fraction": 0.1}),
         validate_section(TRAINING_FIELDS, {"epochs": 40, "lr": 0.003, "init_from": "digits_contrastive.json"}),
     )
