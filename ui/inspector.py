@@ -154,7 +154,7 @@ class Inspector(QScrollArea):
             open_button.clicked.connect(lambda: self.openBlock.emit(self.node_ids[0]))
             form.addRow(open_button)
         self.train_editors = {}
-        if trainable(nodes):
+        if trainable(nodes) and doc.graph is doc.project.graph:  # training reads the model's own nodes only
             self.train_editors = add_training_rows(
                 page, form, nodes, lambda changes: push_train(doc, self.node_ids, changes,
                                                               self.train_editors.get(next(iter(changes)))))

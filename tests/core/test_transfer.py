@@ -276,3 +276,33 @@ def test_check_counts_trainable_and_frozen_parameters() -> None:
     si = ShapeInference(p.graph, live=False)
     si.update()
     assert split_text(p.graph, si) == f" ({report['total_params'] - 2080:,} trainable, 2,080 frozen)"
+
+
+def test_training_settings_inside_a_block_are_refused_not_ignored() -> None:
+    from workbench.grouping import group
+
+    p = mlp()
+    block, _ = group(p.graph, [node_id(p, "fc2"), node_id(p, "relu2")], "Unit")
+    si = ShapeInference(p.graph, live=False)
+    si.update()
+    assert not [i for i in check_issues(p, si)[0] if "only apply" in i.message]
+    block.graph.set_train(block.graph.by_name("fc2").id, {"frozen": True})  # as a hand-edited file could say
+    issues = [i for i in check_issues(p, si)[0] if "only apply to nodes of the model" in i.message]
+    assert len(issues) == 1 and issues[0].node == "fc2" and issues[0].param == "train.frozen"
+    assert issues[0].path == f"blocks.{block.id}"
+
+
+def test_grouping_keeps_training_settings_on_the_instance_and_refuses_a_mix() -> None:
+    from workbench.errors import GraphError
+    from workbench.grouping import group, ungroup
+
+    p = mlp()
+    p.graph.set_train(node_id(p, "fc2"), {"frozen": True})
+    _, instance = group(p.graph, [node_id(p, "fc2"), node_id(p, "relu2")], "Unit")
+    assert p.graph.node(instance).train == {"frozen": True}  # still frozen, now as a whole
+    new = ungroup(p.graph, instance)
+    assert [p.graph.node(n).train for n in new] == [{"frozen": True}, {"frozen": True}]
+    mixed = mlp()
+    mixed.graph.set_train(node_id(mixed, "fc2"), {"frozen": True})
+    with pytest.raises(GraphError, match="different training settings"):
+        group(mixed.graph, [node_id(mixed, n) for n in ("fc1", "bn1", "relu1", "fc2")], "Unit")

@@ -337,6 +337,16 @@ def transfer_issues(project: Any, training: dict[str, Any], pending: list[str] |
     for name in (s.strip() for s in training.get("init_skip", "").split(",")):
         if name and not project.graph.has_name(name):
             issues.append(Issue(f"training.init_skip: the model has no node called {name!r}", path="training.init_skip"))
+    # training reads the settings of the model's own nodes (a block instance counts as one node): settings
+    # inside a block's definition or on a discriminator would be silently ignored, so they are refused
+    elsewhere = [(f'block "{b.id}"', f"blocks.{b.id}", b.graph) for b in project.blocks] + [
+        (f"the {role}", f"graphs.{role}", g) for role, g in project.graphs.items()]
+    for label, path, g in elsewhere:
+        for n in g:
+            if n.train:
+                issues.append(Issue(f"{label}: node {n.name!r} has training settings ({', '.join(n.train)}), which "
+                                    "only apply to nodes of the model itself: set them on the block's instance (or "
+                                    "remove them)", n.name, f"train.{next(iter(n.train))}", path))
     frozen = [n for n in project.graph if flag(n.train, "frozen")]
     if frozen:
         from ..shapes import ShapeInference
