@@ -23,7 +23,7 @@ from bench.common import Row  # noqa: E402
 
 SUITES = ["core", "gui", "training", "export", "families", "blocks", "scale", "diff", "explain", "cost", "import",
           "distributed", "compress", "privacy_federated",
-          "sweep"]
+          "sweep", "ssl"]
 
 
 def machine() -> str:

@@ -33,6 +33,7 @@ from workbench.errors import GraphError
 from .commands import RenameCommand, SetBlockInfoCommand, SetBlockParamsCommand, SetParamsCommand
 from .document import Document
 from .editors import EDITORS, ParamEditor
+from .node_training_ui import add_training_rows, push_train, sync_editor, trainable
 
 #: prompt(title, label, default, choices) -> the text entered, or None when cancelled; replaced in tests
 Prompt = Callable[[str, str, str, list[str]], "str | None"]
@@ -64,6 +65,7 @@ class Inspector(QScrollArea):
         self.doc: Document | None = None
         self.node_ids: list[str] = []
         self.editors: dict[str, ParamEditor] = {}
+        self.train_editors: dict[str, ParamEditor] = {}
         self.expose_buttons: dict[str, QToolButton] = {}
         self.name_edit: QLineEdit | None = None
         self.prompt: Prompt = lambda title, label, default, choices: ask_text(self, title, label, default, choices)
@@ -78,7 +80,7 @@ class Inspector(QScrollArea):
         """The page is about to be replaced: its editors must not commit any more (Qt sends a
         focused one a focus-out while deleting it, and the selection has already changed).
         What the user typed and did not commit is dropped; leaving the field commits it."""
-        for editor in self.editors.values():
+        for editor in [*self.editors.values(), *self.train_editors.values()]:
             editor.blockSignals(True)
 
     def _show_empty(self, text: str) -> None:
@@ -89,6 +91,7 @@ class Inspector(QScrollArea):
         label.setEnabled(False)
         self.setWidget(label)
         self.editors = {}
+        self.train_editors = {}
         self.expose_buttons = {}
         self.name_edit = None
 
@@ -150,6 +153,11 @@ class Inspector(QScrollArea):
                                    f"({uses} in this project).")
             open_button.clicked.connect(lambda: self.openBlock.emit(self.node_ids[0]))
             form.addRow(open_button)
+        self.train_editors = {}
+        if trainable(nodes) and doc.graph is doc.project.graph:  # training reads the model's own nodes only
+            self.train_editors = add_training_rows(
+                page, form, nodes, lambda changes: push_train(doc, self.node_ids, changes,
+                                                              self.train_editors.get(next(iter(changes)))))
         info = QLabel()
         info.setObjectName("shapeInfo")
         info.setWordWrap(True)
@@ -280,6 +288,7 @@ class Inspector(QScrollArea):
         form.addRow("used by", used)
         self.setWidget(page)
         self.editors = {}
+        self.train_editors = {}
         self.expose_buttons = {}
 
     def _block_info_edited(self) -> None:
@@ -348,6 +357,8 @@ class Inspector(QScrollArea):
             values = [n.params[key] for n in nodes]
             current = values[0]
             editor.sync(current, mixed=any(v != current for v in values))  # keeps what the user is typing
+        for editor in self.train_editors.values():
+            sync_editor(editor, nodes)
         if self.name_edit is not None and not self.name_edit.hasFocus():
             self.name_edit.setText(nodes[0].name)
         self._update_info()

@@ -407,7 +407,10 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
 
     def _doc_changed(self, _ids: object = None) -> None:
         where = " in this block (for its example input)" if self.doc.block_id is not None else ""
-        self.params_label.setText(f"{self.doc.shapes.total_params():,} parameters{where}")
+        from workbench.node_training import split_text
+
+        split = split_text(self.doc.graph, self.doc.shapes)  # transfer learning: how many are frozen
+        self.params_label.setText(f"{self.doc.shapes.total_params():,} parameters{split}{where}")
         self._update_title()
 
     def _clean_changed(self, _clean: bool) -> None:

@@ -199,12 +199,14 @@ class ProblemsPanel(QTabWidget):
             return
         self._summary_stale = False
         si, g = doc.shapes, doc.graph
+        from workbench.node_training import split_text
+
         total = si.total_params()
         costs = cost_table(g, si, self.cost_batch, int(doc.project.data.get("seq_len", 1)))
         costs.attach(self.cost_latency)
         latency = f" · <b>{costs.latency_ms:.3f} ms</b> measured" if costs.latency_ms is not None else ""
         self.totals.setText(
-            f"<b>{total:,}</b> parameters · about <b>{total * 4 / 1e6:.2f} MB</b> as float32 · "
+            f"<b>{total:,}</b> parameters{split_text(g, si)} · about <b>{total * 4 / 1e6:.2f} MB</b> as float32 · "
             f"{len(g)} nodes, {len(g.edges)} wires<br><b>{format_count(costs.macs)}</b> MACs · "
             f"<b>{format_count(costs.flops)}</b> FLOPs · <b>{format_bytes(costs.activation_bytes)}</b> of activations "
             f"at batch {self.cost_batch}{latency}"

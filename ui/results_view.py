@@ -302,7 +302,12 @@ class ResultsView(PlotGrid):
         if "generated" in e:
             self.samples.show_images(image_grid(np.asarray(e["generated"]), cols=8), f"Generated samples, epoch {epoch}")
             shown.add(self.samples)
-        elif task == "reconstruction" and len(e.get("inputs", [])) and len(e["samples"].get("outputs", [])):
+        elif "views" in e:  # contrastive: validation images and two augmented views of each, one row per set
+            self.samples.show_images(image_grid(np.asarray(e["views"]), cols=8),
+                                     f"Samples and two contrastive views, epoch {epoch}")
+            shown.add(self.samples)
+        elif task in ("reconstruction", "masked_image") and len(e.get("inputs", [])) and len(
+                e["samples"].get("outputs", [])):
             self.samples.show_pairs(np.asarray(e["inputs"]), np.asarray(e["samples"]["outputs"]), epoch)
             shown.add(self.samples)
         if "latent" in e:

@@ -71,7 +71,8 @@ class RunsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.itemChanged.connect(lambda _i: self.plot_selected())
         self.metric = QComboBox()
-        self.metric.addItems(["val_loss", "val_accuracy", "train_loss", "val_mae", "val_r2", "epsilon"])
+        self.metric.addItems(["val_loss", "val_accuracy", "train_loss", "val_mae", "val_r2", "epsilon",
+                              "val_probe_accuracy", "val_knn_accuracy"])
         self.metric.currentTextChanged.connect(lambda _t: self.plot_selected())
         guard_wheel(self.metric)
         refresh = QPushButton("Refresh")

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QSplitter, QVBox
 
 from workbench.config import DATA_FIELDS, TRAINING_FIELDS
 from workbench.data import DataError, load_samples, preview
+from workbench.training.self_supervised import preview_views
 
 from .config_form import ConfigForm
 from .document import Document
@@ -36,7 +37,7 @@ class DataPreview(QWidget):
         lay.addWidget(self.images, 1)
         lay.addWidget(self.balance, 1)
 
-    def show_dataset(self, data_cfg: dict) -> bool:
+    def show_dataset(self, data_cfg: dict, training: dict | None = None) -> bool:
         try:
             samples = load_samples(data_cfg)
         except DataError as exc:
@@ -45,7 +46,13 @@ class DataPreview(QWidget):
         p = preview(samples)
         text = f"<b>{p['name']}</b>: {p['samples']:,} samples of shape {p['shape']} ({p['kind']})"
         self.info.setText(text)
-        if samples.image or samples.x.ndim <= 3:
+        views = preview_views(samples.x, training) if training is not None and samples.image else None
+        if views is not None:  # what the self-supervised task feeds the model: real transforms of these samples
+            self.images.set_title("Samples, then two views of each" if training["task"] == "contrastive"
+                                  else "Samples, then with their patches masked")
+            self.image_item.setImage(np.flipud(image_grid(np.asarray(views), cols=8)).T)
+        elif samples.image or samples.x.ndim <= 3:
+            self.images.set_title("Samples")
             grid = image_grid(np.asarray(p["examples"][:16]))
             self.image_item.setImage(np.flipud(grid).T)
         if "class_counts" in p:
@@ -88,4 +95,4 @@ class SetupPanel(QScrollArea):
         self.training_form.set_document(doc)
 
     def show_preview(self) -> bool:
-        return self.preview.show_dataset(self.doc.project.data) if self.doc else False
+        return self.preview.show_dataset(self.doc.project.data, self.doc.project.training) if self.doc else False

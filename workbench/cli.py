@@ -29,6 +29,7 @@ def check_report(project: Any, batch: int = 1, symbol_size: int | None = None,
     symbols take ``symbol_size``, by default the data's ``seq_len``), with ``latency`` (node id ->
     ms) when a profile measured it."""
     from .analysis.cost import cost_table
+    from .node_training import parameter_split
     from .shapes import infer
 
     si = infer(project.graph)
@@ -83,6 +84,7 @@ def check_report(project: Any, batch: int = 1, symbol_size: int | None = None,
         "project": project.name,
         "nodes": nodes,
         "total_params": si.total_params(),
+        "frozen_params": parameter_split(project.graph, {nid: i.params for nid, i in si.all().items()})[1],
         "cost": table.totals(),
         "errors": errors,
         "warnings": warnings,
@@ -114,7 +116,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{report['project']}")
         print(format_table(rows, {3, 4, 5, 6}))
         cost = report["cost"]
-        print(f"\ntotal parameters: {report['total_params']:,} ({format_bytes(cost['param_bytes'])} as float32)")
+        frozen = report["frozen_params"]
+        split = f"; {report['total_params'] - frozen:,} trainable, {frozen:,} frozen" if frozen else ""
+        print(f"\ntotal parameters: {report['total_params']:,} ({format_bytes(cost['param_bytes'])} as float32{split})")
         symbolic = any(isinstance(d, str) for i in project.graph.inputs() for d in i.params["shape"])
         print(f"total MACs: {format_count(cost['macs'])}; FLOPs: {format_count(cost['flops'])} "
               f"(torch.utils.flop_counter counts {format_count(cost['flop_counter_flops'])}); activation memory: "
@@ -213,7 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, stop)
     overrides = {"device": args.device, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                 "seed": args.seed}
+                 "seed": args.seed, "init_from": args.init_from}
     listeners = [] if args.quiet or rank else [ProgressLine()]
     if distributed:  # a rank the editor started: rank 0 relays its events
         from .training.relay import rank_listeners
@@ -460,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_setting("data", "batch_size", int), dest="batch_size", metavar="N")
     p.add_argument("--lr", type=_setting("training", "lr", float), metavar="LR")
     p.add_argument("--seed", type=_setting("training", "seed", int), metavar="N")
+    p.add_argument("--init-from", dest="init_from", metavar="SOURCE",
+                   help="start from these weights (see workbench transfer); '' for random initialisation")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="CPU threads for torch (default: all cores; fewer on a shared machine)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<project>/<time> beside the project)")
@@ -518,6 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_privacy import add_parser as add_privacy_parser
 
     add_privacy_parser(sub)
+
+    from .cli_transfer import add_parser as add_transfer_parser
+
+    add_transfer_parser(sub)
 
     from .compress.cli import add_parser as add_compress_parser
 

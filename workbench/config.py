@@ -53,6 +53,8 @@ DATA_FIELDS: tuple[Param, ...] = (
     IntParam("seq_len", 32, "characters per sample (text)", minimum=2, maximum=4096),
     FloatParam("val_fraction", 0.2, "share held out for validation", minimum=0.0, maximum=0.9),
     FloatParam("test_fraction", 0.0, "share held out for a final test", minimum=0.0, maximum=0.9),
+    FloatParam("label_fraction", 1.0, "share of the training split kept, with its labels (stratified by class): "
+               "learning from few labels; validation and test stay whole", minimum=0.001, maximum=1.0),
     IntParam("batch_size", 64, "samples per step", minimum=1, maximum=1_000_000),
     BoolParam("shuffle", True, "shuffle training samples every epoch"),
     IntParam("seed", 0, "seed for splits, shuffling, augmentation and synthetic data", minimum=0, maximum=2**32 - 1),
@@ -63,9 +65,10 @@ TRAINING_FIELDS: tuple[Param, ...] = (
         "task",
         "classification",
         "decides the loss and metrics (seq2seq: two Inputs, the source and the shifted target token ids; "
-        "distillation: classification taught by a trained teacher, see teacher)",
+        "distillation: classification taught by a trained teacher, see teacher; contrastive, masked_image, "
+        "masked_tokens: self-supervised pre-training, see docs/self_supervised.md)",
         choices=("classification", "regression", "reconstruction", "language_model", "adversarial", "seq2seq",
-                 "distillation"),
+                 "distillation", "contrastive", "masked_image", "masked_tokens"),
     ),
     ChoiceParam("optimizer", "adam", "update rule", choices=("sgd", "adam", "adamw", "rmsprop")),
     FloatParam("lr", 1e-3, "learning rate", minimum=0.0, maximum=10.0),
@@ -97,6 +100,25 @@ TRAINING_FIELDS: tuple[Param, ...] = (
              "the teacher project's weights file)"),
     FloatParam("temperature", 4.0, "distillation: softens both models' predictions (logits / T) before comparing "
                "them", minimum=0.05, maximum=100.0),
+    FloatParam("ssl_temperature", 0.5, "contrastive: NT-Xent temperature (lower: sharper, harder negatives)",
+               minimum=0.01, maximum=10.0),
+    FloatParam("view_crop", 0.5, "contrastive views: smallest share of the image area a random crop keeps (1: no "
+               "crop)", minimum=0.05, maximum=1.0),
+    BoolParam("view_flip", False, "contrastive views: mirror half of them left-right (not for digits or text)"),
+    FloatParam("view_jitter", 0.4, "contrastive views: random contrast x [1-j, 1+j] and brightness +-j standard "
+               "deviations", minimum=0.0, maximum=1.0),
+    FloatParam("view_noise", 0.1, "contrastive views: Gaussian noise, in standard deviations of the data",
+               minimum=0.0, maximum=2.0),
+    IntParam("knn_k", 20, "contrastive: neighbours voting in the k-NN evaluation", minimum=1, maximum=1000),
+    FloatParam("mask_ratio", 0.5, "masked_image, masked_tokens: share of patches or tokens hidden from the model",
+               minimum=0.01, maximum=0.99),
+    IntParam("patch_size", 2, "masked_image: side of the square patches that are masked (must divide the image)",
+             minimum=1, maximum=1024),
+    StrParam("init_from", "", "start from another model's weights (transfer learning): a project (.json, its newest "
+             "run), a run folder, a .safetensors or an .onnx file; loaded into the nodes whose name and shapes match "
+             "(empty: random initialisation)"),
+    StrParam("init_skip", "", "init_from: nodes not to load even when they match, comma-separated (a head to "
+             "train afresh)"),
     FloatParam("alpha", 0.5, "distillation: the weight of the teacher's soft targets (KL x T²); 1 - alpha goes to "
                "the labels' cross-entropy", minimum=0.0, maximum=1.0),
     BoolParam("tensorboard", True, "also write TensorBoard event files into the run folder (scalars, weight and "
@@ -161,6 +183,15 @@ def cross_check(data: dict[str, Any], training: dict[str, Any]) -> None:
     if data["augment"] != "none" and data["dataset"] not in IMAGE_DATASETS:
         raise ConfigError("data.augment", f"augment '{data['augment']}' changes images, but the {data['dataset']} "
                           "dataset has none: set augment to none")
+    if training["task"] in ("contrastive", "masked_image") and data["dataset"] not in IMAGE_DATASETS:
+        raise ConfigError("training.task", f"the {training['task']} task works on images, but the {data['dataset']} "
+                          f"dataset has none: choose an image dataset ({', '.join(IMAGE_DATASETS)})")
+    if training["task"] == "masked_tokens" and data["dataset"] != "text":
+        raise ConfigError("training.task", f"the masked_tokens task works on text, but the dataset is "
+                          f"{data['dataset']}: choose the text dataset")
+    if data["label_fraction"] < 1 and data["dataset"] not in LABELLED_DATASETS:
+        raise ConfigError("data.label_fraction", f"the {data['dataset']} dataset has no class labels to keep a share "
+                          "of: set label_fraction to 1")
     if training["nesterov"] and (training["optimizer"] != "sgd" or training["momentum"] == 0):
         raise ConfigError("training.nesterov", f"Nesterov momentum needs the sgd optimizer with momentum > 0 "
                           f"(optimizer {training['optimizer']}, momentum {training['momentum']})")
@@ -210,6 +241,8 @@ def default_training() -> dict[str, Any]:
 
 #: the sources that read ``data.path`` (text falls back to a built-in text without one)
 PATH_DATASETS = ("csv", "image_folder", "idx", "torchvision", "text")
+#: the sources whose samples carry class labels (``data.label_fraction`` keeps a share of them per class)
+LABELLED_DATASETS = ("digits", "synthetic_blobs", "csv", "image_folder", "idx", "torchvision")
 #: the sources whose size ``data.num_samples`` sets
 SIZED_DATASETS = ("synthetic_blobs", "synthetic_regression", "synthetic_sequence", "numbers_to_words")
 #: optimizers whose ``momentum`` setting is Adam's beta1 (see ``training.engine._optimizer``)
@@ -247,6 +280,15 @@ APPLIES: dict[str, Rule] = {
     "training.target_epsilon": lambda d, t: bool(t["privacy"]),
     "training.target_delta": lambda d, t: bool(t["privacy"]),
     "training.accountant": lambda d, t: bool(t["privacy"]),
+    "training.ssl_temperature": lambda d, t: t["task"] == "contrastive",
+    "training.view_crop": lambda d, t: t["task"] == "contrastive",
+    "training.view_flip": lambda d, t: t["task"] == "contrastive" or bool(t["view_flip"]),
+    "training.view_jitter": lambda d, t: t["task"] == "contrastive",
+    "training.view_noise": lambda d, t: t["task"] == "contrastive",
+    "training.knn_k": lambda d, t: t["task"] == "contrastive",
+    "training.mask_ratio": lambda d, t: t["task"] in ("masked_image", "masked_tokens"),
+    "training.patch_size": lambda d, t: t["task"] == "masked_image",
+    "data.label_fraction": lambda d, t: d["dataset"] in LABELLED_DATASETS or d["label_fraction"] != 1,
 }
 
 

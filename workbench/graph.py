@@ -65,6 +65,9 @@ class Node:
     params: dict[str, Any]
     position: tuple[float, float] = (0.0, 0.0)
     library: SpecSource | None = field(default=None, repr=False, compare=False)
+    train: dict[str, Any] = field(default_factory=dict)
+    """How training treats the node (frozen, lr_scale, role; see ``workbench.node_training``); only
+    non-default values."""
 
     @property
     def spec(self) -> LayerSpec:
@@ -96,7 +99,7 @@ class Edge:
 @dataclass(frozen=True)
 class GraphEvent:
     """What changed: ``kind`` is one of node_added, node_removed, edge_added,
-    edge_removed, params_changed, renamed, moved, definition_changed (the block
+    edge_removed, params_changed, renamed, moved, train_changed (frozen, lr_scale, role), definition_changed (the block
     this node instantiates was edited: its ports, shapes or parameters may differ)."""
 
     kind: str
@@ -550,6 +553,24 @@ class Graph:
         self._emit(GraphEvent("params_changed", node_id, extra={"old": old}))
         return old
 
+    def set_train(self, node_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change how training treats a node (``{"frozen": True}``); returns the previous full settings.
+
+        Raises:
+            ParamError naming the setting when a value is refused.
+        """
+        from .node_training import TrainFlagError, validate_train
+
+        node = self.node(node_id)
+        try:
+            merged = validate_train({**node.train, **changes})
+        except TrainFlagError as exc:
+            raise ParamError(f'"{node.name}": train.{exc}', node=node.name, param=f"train.{exc.key}") from None
+        old = dict(node.train)
+        node.train = merged
+        self._emit(GraphEvent("train_changed", node_id, extra={"old": old}))
+        return old
+
     def check_params(self, node_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """The node's parameters with ``changes`` applied, validated, without changing anything.
 
@@ -629,6 +650,7 @@ class Graph:
                     "name": n.name,
                     "params": {k: list(v) if isinstance(v, tuple) else v for k, v in n.params.items()},
                     "position": [n.position[0], n.position[1]],
+                    **({"train": dict(n.train)} if n.train else {}),
                 }
                 for n in self._nodes.values()
                 if n.id in keep
@@ -658,13 +680,14 @@ class Graph:
         for nid in node_ids:
             n = self.node(nid)
             out.append({"id": n.id, "type": n.type, "name": n.name, "params": dict(n.params),
-                        "position": n.position, "index": self.index_of(nid)})
+                        "position": n.position, "index": self.index_of(nid), "train": dict(n.train)})
         return out
 
     def restore(self, records: list[dict[str, Any]], edges: Iterable[Edge] = ()) -> None:
         """Re-add removed nodes where they were in the node order, then their edges."""
         for r in sorted(records, key=lambda r: r["index"]):
             self.add_node(r["type"], r["params"], r["name"], r["position"], node_id=r["id"], index=r["index"])
+            self._nodes[r["id"]].train = dict(r.get("train") or {})
         for e in edges:
             if self.edge_into(e.dst, e.dst_port) != e:
                 self.connect(e.src, e.src_port, e.dst, e.dst_port)
@@ -672,7 +695,7 @@ class Graph:
     def copy(self) -> Graph:
         """A deep copy without listeners (a plain :class:`Graph` sharing the library)."""
         g = Graph(self.library)
-        g._nodes = {k: Node(v.id, v.type, v.name, copy.deepcopy(v.params), v.position, self.library)
+        g._nodes = {k: Node(v.id, v.type, v.name, copy.deepcopy(v.params), v.position, self.library, dict(v.train))
                     for k, v in self._nodes.items()}
         g._edges = dict(self._edges)
         g._in = {nid: dict(ins) for nid, ins in self._in.items()}

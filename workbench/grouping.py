@@ -71,6 +71,13 @@ class Grouping:
             raise BlockError(reason)
         self._check_contiguous(wanted)
         info = shapes.all() if shapes is not None else _infer(graph)
+        # training settings (frozen, lr_scale, role) apply to the block's instance as a whole: the grouped nodes
+        # that have weights or settings must agree, else grouping would silently change how they train
+        kinds = {tuple(sorted(n.train.items())) for n in members if n.train or getattr(info.get(n.id), "params", 0)}
+        if len(kinds) > 1:
+            raise BlockError("the nodes have different training settings (frozen, lr scale, role): make them the "
+                             "same, or clear them, before grouping", node=members[0].name)
+        self.train = dict(next(iter(kinds))) if kinds else {}
         self.node_ids = [n.id for n in members]
         crossing_in = [e for e in graph.sorted_edges() if e.dst in wanted and e.src not in wanted]
         crossing_out = [e for e in graph.sorted_edges() if e.src in wanted and e.dst not in wanted]
@@ -146,6 +153,8 @@ class Grouping:
             g.remove_node(nid)
         # no name: the graph names it after the block (resblock1), as any new node
         node = g.add_node(self.block_id, {}, self.instance_name, self.position, node_id=self.instance_id, index=index)
+        if self.train:
+            g.set_train(node.id, self.train)
         self.instance_id, self.instance_name = node.id, node.name
         self._added = []
         for (src, port), in_name in zip(self.sources, self.in_ports, strict=True):
@@ -226,6 +235,8 @@ class Ungrouping:
             added = g.add_node(n.type, n.params, self.names[n.id], self.positions[n.id],
                                node_id=None if first else self.new_ids[n.id], index=index + k)
             self.new_ids[n.id] = added.id
+            if node.train:  # the instance's training settings go to each of its layers (grouping's reverse)
+                g.set_train(added.id, node.train)
         inner = self.inner
         kind = {n.id: n.spec.role for n in inner}
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .bulk import gc_paused
 from .errors import GraphError, ParamError, ProjectError
 from .graph import Graph
+from .node_training import TrainFlagError, validate_train
 from .textcheck import text_problem
 
 if TYPE_CHECKING:
@@ -66,8 +67,8 @@ def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None, *, l
         at = f"{path}.nodes[{i}]"
         need(isinstance(nd, dict), at, f"expected an object, got {type_name(nd)}", file)
         for key in nd:
-            need(key in ("id", "type", "name", "params", "position"), f"{at}.{key}",
-                  "unknown key (known: id, name, params, position, type)", file)
+            need(key in ("id", "type", "name", "params", "position", "train"), f"{at}.{key}",
+                  "unknown key (known: id, name, params, position, train, type)", file)
         nid, typ, nm = nd.get("id"), nd.get("type"), nd.get("name")
         need(isinstance(nid, str) and nid != "" and not text_problem(nid), f"{at}.id",
               f"expected a non-empty string without control characters, got {nid!r}", file)
@@ -93,6 +94,11 @@ def graph_from_dict(doc: Any, path: str = "graph", file: str | None = None, *, l
         except GraphError as exc:
             field_ = "type" if "layer type" in str(exc) else "name"
             raise ProjectError(str(exc), f"{at}.{field_}", file) from None
+        if "train" in nd:
+            try:
+                g.nodes[nid].train = validate_train(nd["train"])
+            except TrainFlagError as exc:
+                raise ProjectError(exc.detail, f"{at}.train" + (f".{exc.key}" if exc.key else ""), file) from None
     # The edges are read first and wired together (one cycle check for all, not one per
     # edge); the error reported is still the first in file order, as if wired one by one.
     wires: list[tuple[str, str, str, str]] = []

@@ -13,6 +13,7 @@ from .config import DATA_FIELDS, TRAINING_FIELDS, validate_section
 from .graph import Graph
 from .project import Project
 from .ready_blocks import add_ready
+from .samples_ssl import digits_contrastive, digits_finetune, digits_masked_autoencoder
 
 
 def digits_mlp() -> Project:
@@ -280,6 +281,9 @@ SAMPLES: dict[str, Callable[[], Project]] = {
     "numbers_to_words.json": numbers_to_words,
     "dp_digits.json": dp_digits,
     "federated_digits.json": federated_digits,
+    "digits_contrastive.json": digits_contrastive,
+    "digits_masked_autoencoder.json": digits_masked_autoencoder,
+    "digits_finetune.json": digits_finetune,
 }
 
 #: titles of the samples (each equals its project's name; a test checks), for menus that list them
@@ -297,4 +301,7 @@ SAMPLE_TITLES: dict[str, str] = {
     "numbers_to_words": "Numbers to words translation",
     "dp_digits": "DP digits",
     "federated_digits": "Federated digits",
+    "digits_contrastive": "Digits contrastive (SimCLR)",
+    "digits_masked_autoencoder": "Digits masked autoencoder",
+    "digits_finetune": "Digits fine-tuning with 10% of the labels",
 }

@@ -96,6 +96,15 @@ def project_schema() -> dict[str, Any]:
                         "name": {"type": "string", "minLength": 1},
                         "params": {"type": "object"},
                         "position": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+                        "train": {
+                            "type": "object", "additionalProperties": False,
+                            "description": "how training treats the node (transfer learning, contrastive heads)",
+                            "properties": {
+                                "frozen": {"type": "boolean"},
+                                "lr_scale": {"type": "number", "minimum": 0, "maximum": 100},
+                                "role": {"enum": ["", "projection_head"]},
+                            },
+                        },
                     },
                     "allOf": node_rules,
                 },

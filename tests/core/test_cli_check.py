@@ -57,6 +57,10 @@ def test_every_sample_checks_clean(sample: Path) -> None:
     from workbench.cli import check_report
     from workbench.project import load_project
 
-    report = check_report(load_project(sample))
-    assert report["errors"] == [] and report["warnings"] == []
+    project = load_project(sample)
+    report = check_report(project)
+    # a sample that starts from another sample's weights waits for that one to be trained (a warning, not an error)
+    waiting = [w for w in report["warnings"] if project.training["init_from"] and
+               w["message"].startswith("training.init_from:") and "has no trained run" in w["message"]]
+    assert report["errors"] == [] and report["warnings"] == waiting
     assert report["total_params"] > 0

@@ -66,6 +66,11 @@ def test_every_rule_names_a_declared_setting() -> None:
     ({"schedule": "cosine"}, set(), {"step_size", "gamma"}),
     ({"task": "adversarial"}, {"d_lr_scale", "d_steps"}, {"top_k", "precision"}),
     ({"task": "regression"}, {"precision"}, {"d_lr_scale", "d_steps", "top_k"}),
+    ({"task": "contrastive"}, {"ssl_temperature", "view_crop", "view_flip", "view_jitter", "view_noise", "knn_k"},
+     {"mask_ratio", "patch_size", "top_k"}),
+    ({"task": "masked_image"}, {"mask_ratio", "patch_size"}, {"ssl_temperature", "view_crop", "knn_k"}),
+    ({"task": "masked_tokens"}, {"mask_ratio"}, {"patch_size", "view_noise"}),
+    ({"task": "classification"}, {"top_k"}, {"ssl_temperature", "view_flip", "mask_ratio", "patch_size"}),
 ])
 def test_training_rules(training: dict[str, Any], shown: set[str], hidden: set[str]) -> None:
     t = validate_section(TRAINING_FIELDS, training)
@@ -75,13 +80,13 @@ def test_training_rules(training: dict[str, Any], shown: set[str], hidden: set[s
 
 
 @pytest.mark.parametrize(("dataset", "shown"), [
-    ("digits", {"augment"}),
-    ("csv", {"path", "target_column"}),
-    ("image_folder", {"path", "image_size", "grayscale", "augment"}),
-    ("idx", {"path", "augment"}),
-    ("torchvision", {"path", "name", "augment"}),
+    ("digits", {"augment", "label_fraction"}),
+    ("csv", {"path", "target_column", "label_fraction"}),
+    ("image_folder", {"path", "image_size", "grayscale", "augment", "label_fraction"}),
+    ("idx", {"path", "augment", "label_fraction"}),
+    ("torchvision", {"path", "name", "augment", "label_fraction"}),
     ("text", {"path", "seq_len"}),
-    ("synthetic_blobs", {"num_samples"}),
+    ("synthetic_blobs", {"num_samples", "label_fraction"}),
     ("numbers_to_words", {"num_samples"}),
 ])
 def test_data_rules(dataset: str, shown: set[str]) -> None:

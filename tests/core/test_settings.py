@@ -604,6 +604,11 @@ def _accountant(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     assert _private_epsilon(tmp, accountant="prv") < _private_epsilon(tmp, accountant="rdp")
 
 
+from .settings_probes_fewer_labels import PROBES as _FEWER_LABELS  # noqa: E402  (transfer, self-supervised)
+
+PROBES.update(_FEWER_LABELS)
+
+
 # --------------------------------------------------------------------------- the test
 
 FIELDS = [("data", f.name) for f in DATA_FIELDS] + [("training", f.name) for f in TRAINING_FIELDS]

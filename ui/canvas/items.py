@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .scene import GraphScene
 
 NODE_W, NODE_H = NODE_SIZE
+FROZEN_COLOR = QColor("#2b8fd6")  # frozen nodes' tint, border and badge (transfer learning)
+HEAD_COLOR = QColor("#8e44ad")  # the outline of a projection head's nodes
 PORT_R = 6.0
 PORT_HIT = PORT_R + 3.0
 """How far from a port's centre a press still grabs it."""
@@ -199,6 +201,10 @@ class NodeItem(QGraphicsItem):
         self.cost: tuple[float, str] | None = None
         """The cost bar (its length, 0..1 of the largest node's) and its tooltip line, or None."""
         self.highlight: str | None = None
+        self.train_badge = ""
+        """How training treats the node, as the canvas says it (``❄ frozen · head``); empty: normally."""
+        self.frozen = False
+        self.head = False
         self.frame_size: tuple[float, float] | None = None
         self.edges: set[EdgeItem] = set()
         self.inputs: dict[str, PortItem] = {}
@@ -357,7 +363,10 @@ class NodeItem(QGraphicsItem):
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         title_font, title_m = _font(TITLE_PX, True)
         text_font, text_m = _font(TEXT_PX)
-        room = NODE_W - 20 - (80 if self.is_block else 0)
+        badge_w = 0.0
+        if self.train_badge:
+            badge_w = min(text_m.horizontalAdvance(self.train_badge) + 6, NODE_W / 2)
+        room = NODE_W - 20 - (80 if self.is_block else 0) - badge_w
         runs = [
             TextRun("title", QRectF(14, 5, room, 18), left, title_font, "text",
                     title_m.elidedText(self.title, Qt.TextElideMode.ElideRight, room)),
@@ -370,6 +379,10 @@ class NodeItem(QGraphicsItem):
         ]
         if self.is_block:
             runs.append(TextRun("badge", QRectF(NODE_W - 84, 5, 56, 18), right, text_font, "accent", "BLOCK"))
+        if self.train_badge:
+            end = NODE_W - (88 if self.is_block else 8)
+            runs.append(TextRun("train", QRectF(end - badge_w, 5, badge_w, 18), right, text_font, "frozen",
+                                text_m.elidedText(self.train_badge, Qt.TextElideMode.ElideRight, badge_w)))
         # port names sit outside the box, beside their port, so they never cover the node's text
         for ports, output in ((self.inputs, False), (self.outputs, True)):
             if len(ports) < 2:
@@ -418,7 +431,19 @@ class NodeItem(QGraphicsItem):
 
     def _color(self, role: str) -> QColor:
         c = self.colors
-        return {"text": c.text, "subtext": c.subtext, "error": c.error, "accent": self.accent}[role]
+        return {"text": c.text, "subtext": c.subtext, "error": c.error, "accent": self.accent,
+                "frozen": FROZEN_COLOR}[role]
+
+    def set_train(self, frozen: bool, lr_scale: float, role: str) -> None:
+        """Mark a frozen node (tinted, dashed border), a scaled learning rate and a projection head."""
+        parts = (["❄ frozen"] if frozen else []) + ([f"lr ×{lr_scale:g}"] if lr_scale != 1 and not frozen else []) \
+            + (["head"] if role == "projection_head" else [])
+        badge = " · ".join(parts)
+        if (frozen, badge) != (self.frozen, self.train_badge):
+            self.frozen, self.train_badge = frozen, badge
+            self.head = role == "projection_head"
+            self._faces.clear()
+            self.update()
 
     # ------------------------------------------------------------------ painting
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
@@ -462,6 +487,20 @@ class NodeItem(QGraphicsItem):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(self.accent)
         painter.drawRoundedRect(QRectF(0, 0, 7, NODE_H), 4, 4)
+        if self.frozen:  # frozen weights: an icy tint and a dashed border, readable at any zoom
+            tint = QColor(FROZEN_COLOR)
+            tint.setAlpha(40)
+            painter.setBrush(tint)
+            dashed = QPen(FROZEN_COLOR, max(2.0, 1.6 / lod))
+            dashed.setStyle(Qt.PenStyle.DashLine)
+            painter.setPen(dashed)
+            painter.drawRoundedRect(rect.adjusted(1.5, 1.5, -1.5, -1.5), 7, 7)
+        if self.head:  # a projection head (contrastive pre-training; dropped from the encoder): dash-dot outline
+            outline = QPen(HEAD_COLOR, max(2.0, 1.6 / lod))
+            outline.setStyle(Qt.PenStyle.DashDotLine)
+            painter.setPen(outline)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(-3, -3, 3, 3), 10, 10)
 
     def _paint_cost(self, painter: QPainter, lod: float) -> None:
         """The cost bar along the bottom of the box: a track and, over it, the node's share

@@ -160,6 +160,8 @@ class GraphScene(QGraphicsScene):
             item.setFlag(NO_CONTENTS)
         self.addItem(item)  # into the scene once made: each change before that would cost Qt work
         self.nodes[node_id] = item
+        if node.train:
+            self._mark_train(node_id)
         self.obstacles.set(node_id, (pos.x(), pos.y(), NODE_W, NODE_H))
         return item
 
@@ -247,6 +249,8 @@ class GraphScene(QGraphicsScene):
                 self._touched.append(item.scene_body_rect())
                 self.place(item, pos)  # the graph's position as it is (the grid snaps the mouse, not the model)
                 self._touched.append(item.scene_body_rect())
+        elif ev.kind == "train_changed":
+            self._mark_train(ev.node)  # type: ignore[arg-type]
         elif ev.kind in ("params_changed", "definition_changed"):  # a block's ports follow its definition
             node = self.doc.graph.nodes[ev.node]  # type: ignore[index]
             self.nodes[node.id].set_ports(node.input_ports, node.output_ports)
@@ -254,6 +258,12 @@ class GraphScene(QGraphicsScene):
                 self.expansions.rebuild(node.id)
                 self._moved.add(node.id)
         self.overview.invalidate()
+
+    def _mark_train(self, node_id: str) -> None:
+        from workbench.node_training import flag
+
+        train = self.doc.graph.nodes[node_id].train
+        self.nodes[node_id].set_train(bool(flag(train, "frozen")), float(flag(train, "lr_scale")), flag(train, "role"))
 
     def refresh(self, node_ids: set[str] | None = None) -> None:
         """Update annotations (text, shapes, error colours) of the given nodes and their wires."""

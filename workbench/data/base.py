@@ -210,6 +210,26 @@ def split_indices(n: int, cfg: dict[str, Any]) -> tuple[torch.Tensor, torch.Tens
     return train, val, test
 
 
+def labelled_share(train: torch.Tensor, samples: Samples, fraction: float, seed: int) -> torch.Tensor:
+    """``fraction`` of the training indices, the same share of every class (at least one sample of each
+    class present), chosen with the data seed; in their original order.
+
+    Raises:
+        DataError: the dataset has no class labels.
+    """
+    if samples.y is None or samples.kind != "classification":
+        raise DataError(f"label_fraction keeps a share of the labelled samples, but {samples.name} has "
+                        f"{samples.kind} targets: set label_fraction to 1")
+    g = torch.Generator().manual_seed(seed + 7919)  # not the split's own stream
+    labels = samples.y[train]
+    keep = []
+    for c in labels.unique():
+        members = train[labels == c]
+        k = max(1, round(fraction * len(members)))
+        keep.append(members[torch.randperm(len(members), generator=g)[:k]])
+    return torch.cat(keep).sort().values
+
+
 def _standardizer(samples: Samples, train_idx: torch.Tensor) -> Standardize:
     """Mean and std of every feature over the training rows only (held-out rows must not leak into them)."""
     rows = samples.x[train_idx].double()
@@ -246,6 +266,9 @@ def load_data(cfg: dict[str, Any], input_shape: tuple[Any, ...], input_dtype: st
         raw = scaler.apply(raw)
         shape = tuple(fit_to_input(scaler.mean[None], input_shape, layout, samples.name).shape[1:])
         preprocess = Standardize(scaler.mean.reshape(shape), scaler.std.reshape(shape), scaler.source)
+    fraction = float(cfg.get("label_fraction", 1.0))
+    if fraction < 1:  # after the standardisation: the unlabelled rest of the split still shaped it
+        parts = (labelled_share(parts[0], samples, fraction, int(cfg.get("seed", 0))), parts[1], parts[2])
     x = fit_to_input(raw, input_shape, layout, samples.name)
     x = x.long() if input_dtype == "int64" else x.float()
     y = samples.y if samples.y is not None else x

@@ -62,6 +62,10 @@ def refuse(task: str, batch_size: int, private: bool = False) -> None:
     if task == "adversarial":
         raise DistributedError("training.task: the adversarial task trains two models in turn and cannot run on "
                                "several processes yet; train it in one process")
+    if task in ("contrastive", "masked_image", "masked_tokens"):
+        raise DistributedError(f"training.task: the {task} task runs in one process for now (a contrastive loss takes "
+                               "its negatives from the whole batch, which no rank holds); train it without "
+                               "--nproc-per-node")
     if private:
         raise DistributedError("training.privacy: differentially private training runs in one process (its "
                                "privacy accounting assumes one sampler); train it without --nproc-per-node")

@@ -30,8 +30,10 @@ from .devices import DeviceError, autocast_dtype, resolve_device
 from .distributed import epoch_seeds
 from .runs import RunWriter, new_run_dir, runs_root
 from .schedule import Schedule
+from .self_supervised import make_task
 from .seq2seq import greedy_decode, pairs_text
 from .tasks import CLASSIFYING, MetricAccumulator, loss_fn, model_inputs, primary_metric
+from .transfer import prepare_model, set_group_lrs
 
 Event = dict[str, Any]
 Listener = Callable[[Event], None]
@@ -172,7 +174,7 @@ class Trainer:
             x = self.data.samples.x
             channels = int(x.shape[1]) if self.data.samples.image and x.ndim == 4 else None
             self.teacher = load_teacher(self.project, cfg, self.data_cfg, self.data.sample_shape, channels, self.device)
-        self.optimizer = _optimizer(cfg, self.model.parameters())
+        self.optimizer = _optimizer(cfg, prepare_model(self))  # init_from, frozen nodes, per-node lr_scale
         if task == "adversarial":
             d = self.disc.module.to(self.device)
             self.gan = GanParts(self.model, d, self.optimizer, _optimizer(cfg, d.parameters()), noise_shape)
@@ -198,6 +200,7 @@ class Trainer:
         self._epochs_done = 0
         self.best: float | None = None
         self.metric_name, self.metric_mode = primary_metric(task)
+        self.ssl = make_task(self)  # a self-supervised task's loss and evaluation (None for the others)
         if self.resume is not None:
             self._restore(self.resume)
         self.train_module: torch.nn.Module = self.model
@@ -346,6 +349,8 @@ class Trainer:
             if self.data.test is not None and self.status in ("finished", "stopped"):
                 self.test_metrics = self._evaluate(self.data.test)
                 self.emit({"type": "test", "metrics": self.test_metrics})
+            if self.status in ("finished", "stopped") and hasattr(self.ssl, "finish"):
+                self.ssl.finish(self.run_dir)  # contrastive: the encoder without its head, beside the checkpoints
         except torch.cuda.OutOfMemoryError:
             self.status = "failed"
             raise TrainingError(f"{self.device} ran out of memory at step {self.step}; "
@@ -385,6 +390,8 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> float | None:
         cfg = self.cfg
         self.model.train()
+        for module in self.frozen:  # a frozen BatchNorm keeps its statistics, a frozen Dropout is off
+            module.eval()
         torch.manual_seed(cfg["seed"] * 1000 + epoch)  # dropout: the same per epoch, resumed or not
         # shuffling and augmentation follow the data seed, also the same per epoch and number of processes
         shuffle_seed, augment_seed = epoch_seeds(int(self.data_cfg["seed"]), epoch)
@@ -438,15 +445,17 @@ class Trainer:
                     self.emit({"type": "log", "message": f"stopped by the user at epoch {epoch + 1}, step {self.step}"})
                     return None
                 continue
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            set_group_lrs(self.optimizer, lr)
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                 inputs, target = model_inputs(cfg["task"], x, y)
-                out = self.train_module(*inputs)
-                out = out[0] if isinstance(out, tuple) else out
-                loss = (self.teacher.loss(out, inputs[0], target, self.num_classes) if self.teacher is not None
-                        else loss_fn(cfg["task"], out, target, self.num_classes))
+                if self.ssl is not None:
+                    loss = self.ssl.loss(self.train_module, x, augment_gen)
+                else:
+                    out = self.train_module(*inputs)
+                    out = out[0] if isinstance(out, tuple) else out
+                    loss = (self.teacher.loss(out, inputs[0], target, self.num_classes) if self.teacher is not None
+                            else loss_fn(cfg["task"], out, target, self.num_classes))
             shown, n = loss, x.shape[0]
             if self.dist is not None:  # the global batch's mean, the same on every rank
                 loss, shown, n = self.dist.global_mean(loss, i)
@@ -501,6 +510,11 @@ class Trainer:
                                             self.cfg["seed"] * 1000 + epoch)
             self.emit({"type": "validation", "epoch": epoch + 1, "metrics": metrics, "task": "adversarial",
                        "samples": {"outputs": samples}, "generated": samples})
+            return metrics
+        if self.ssl is not None:
+            metrics, extra = self.ssl.validate(self.data.val, epoch)
+            self.emit({"type": "validation", "epoch": epoch + 1, "metrics": metrics, "task": self.cfg["task"],
+                       "samples": {}, **extra})
             return metrics
         acc, latents = self._measure(self.data.val)
         result = acc.result()
@@ -572,6 +586,8 @@ class Trainer:
 
     def _evaluate(self, dataset: TensorDataset) -> dict[str, float]:
         """Metrics on a held-out split (the test split, once, at the end of the run)."""
+        if self.ssl is not None:
+            return self.ssl.validate(dataset, -1)[0]
         return self._measure(dataset)[0].result()
 
     def _layer_stats(self) -> dict[str, dict[str, float]]:

@@ -158,8 +158,8 @@ def preflight(project: Any, data: DataInfo, training: dict[str, Any] | None = No
         other = "language_model" if data.kind == "sequence" else "regression"
         issues.append(Issue(f"the task is {task} but the dataset {data.name} has {data.kind} targets; "
                             f"choose the {other} task", path="training.task"))
-    if task == "language_model" and data.kind != "sequence":
-        issues.append(Issue(f"a language model needs text data (the 'text' dataset); {data.name} has {data.kind} "
+    if task in ("language_model", "masked_tokens") and data.kind != "sequence":
+        issues.append(Issue(f"{'a language model' if task == 'language_model' else 'masked_tokens'} needs text data (the 'text' dataset); {data.name} has {data.kind} "
                             "targets", path="training.task"))
     model_input = inputs[0]
     if task == "adversarial":
@@ -184,15 +184,18 @@ def preflight(project: Any, data: DataInfo, training: dict[str, Any] | None = No
     out_node = outputs[0]
     out_shape = si.info(out_node.id).inputs["x"]
     assert out_shape is not None
-    if task != "adversarial":
-        issues += _output_issues("classification" if task == "distillation" else task, out_node.name, out_shape,
-                                 data, fitted)
+    if task not in ("adversarial", "contrastive"):  # contrastive: any embedding the projection head makes
+        scored = {"distillation": "classification", "masked_image": "reconstruction",
+                  "masked_tokens": "language_model"}.get(task, task)
+        issues += _output_issues(scored, out_node.name, out_shape, data, fitted)
     if task == "distillation" and fitted is not None:  # the teacher loads, reads these samples, scores these classes
         from .distill import teacher_problems
 
         channels = data.sample_shape[0] if len(data.sample_shape) == 3 else None
         issues += [Issue(m, node, path=path) for m, node, path in
                    teacher_problems(project, training, data_cfg, fitted, channels, tuple(out_shape), out_node.name)]
+    if task == "masked_tokens":  # the mask token's id is the vocabulary's size: the Embedding needs a row for it
+        data = replace(data, id_range=(data.id_range[0], max(data.id_range[1], data.num_classes)))
     issues += _id_issues(graph, si, model_input, data)
     issues += _batchnorm_issues(graph, si, data, data_cfg)
     if training.get("privacy"):  # what Opacus cannot train, on its node
@@ -382,7 +385,9 @@ def check_issues(project: Any, si: ShapeInference) -> tuple[list[Issue], list[st
     Shape errors themselves are not repeated; the data is described only when the graph
     compiles, since its fit to the data means nothing before.
     """
-    issues = graph_issues(project.graph, si) + settings_issues(project.data, project.training)
+    pending: list[str] = []  # warnings: what this machine lacks (data, a trained source to transfer from)
+    issues = (graph_issues(project.graph, si) + settings_issues(project.data, project.training)
+              + task_issues(project, project.training, pending))
     disc = project.graphs.get("discriminator")
     if project.training["task"] == "adversarial" and disc is not None:  # whether or not the data is here
         dsi = ShapeInference(disc, live=False)
@@ -391,12 +396,13 @@ def check_issues(project: Any, si: ShapeInference) -> tuple[list[Issue], list[st
         issues += [Issue(f"{label}{e}", e.node, e.param, "graphs.discriminator") for e in dsi.errors()]
         issues += [] if dsi.errors() else graph_issues(disc, dsi, label)
     if si.errors() or not project.graph.inputs() or not project.graph.outputs() or issues:
-        return issues, []
+        return issues, pending
     try:
         data = describe_dataset(project.data)
     except DataError as exc:
-        return issues, [f"data: the dataset cannot be loaded here ({exc}); its fit to the model was not checked"]
-    return issues + preflight(project, data), []
+        return issues, [*pending, f"data: the dataset cannot be loaded here ({exc}); its fit to the model was not "
+                        "checked"]
+    return issues + preflight(project, data), pending
 
 
 def settings_issues(data_cfg: dict[str, Any], training: dict[str, Any]) -> list[Issue]:
@@ -419,6 +425,15 @@ def settings_issues(data_cfg: dict[str, Any], training: dict[str, Any]) -> list[
     return issues
 
 
+def task_issues(project: Any, training: dict[str, Any], pending: list[str] | None = None) -> list[Issue]:
+    """Transfer (``init_from``, frozen nodes) and self-supervised settings checked against the project
+    (``pending``: see :func:`~workbench.training.transfer.transfer_issues`)."""
+    from .self_supervised import ssl_issues
+    from .transfer import transfer_issues
+
+    return transfer_issues(project, training, pending) + ssl_issues(project, training)
+
+
 def preflight_training(project: Any, training: dict[str, Any], data_cfg: dict[str, Any]) -> DataInfo:
     """What :class:`~workbench.training.engine.Trainer` runs before it allocates anything.
 
@@ -432,7 +447,7 @@ def preflight_training(project: Any, training: dict[str, Any], data_cfg: dict[st
         from ..errors import CompileError
 
         raise CompileError(si.errors())
-    issues = graph_issues(project.graph, si) + settings_issues(data_cfg, training)
+    issues = graph_issues(project.graph, si) + settings_issues(data_cfg, training) + task_issues(project, training)
     data = describe_dataset(data_cfg)
     issues += [] if issues else preflight(project, data, training, data_cfg)
     if issues:
