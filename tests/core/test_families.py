@@ -16,6 +16,8 @@ from workbench.project import load_project
 from workbench.shapes import infer
 from workbench.training import Trainer
 
+from .sample_deps import provide_init_from
+
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"))
 
 
@@ -25,7 +27,7 @@ NON_ADVERSARIAL = [s for s in SAMPLES if load_project(s).training["task"] != "ad
 
 @pytest.mark.parametrize("sample", NON_ADVERSARIAL, ids=lambda p: p.stem)
 def test_sample_trains_a_few_steps_with_falling_loss(sample: Path, tmp_path: Path) -> None:
-    project = load_project(sample)
+    project = load_project(provide_init_from(sample, tmp_path / "sample"))
     assert infer(project.graph).errors() == []
     project.data["num_samples"] = 400
     losses: list[float] = []

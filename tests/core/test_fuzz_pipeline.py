@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from .fuzz_mutants import SAMPLES, mutant, run_pipeline, seed_docs
+from .sample_deps import doc_with_init_from
 
 SEEDS = seed_docs()
 
@@ -129,8 +130,8 @@ def test_mutated_projects_many(doc: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
-def test_every_sample_goes_through_unmutated(sample: Path) -> None:
-    assert _run(_seed(sample.name)) == "accepted"
+def test_every_sample_goes_through_unmutated(sample: Path, tmp_path: Path) -> None:
+    assert _run(doc_with_init_from(_seed(sample.name), sample, tmp_path)) == "accepted"
 
 
 def test_found_cases_are_refused_where_they_should_be() -> None:

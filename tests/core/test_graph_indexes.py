@@ -26,6 +26,8 @@ from workbench.graph import Edge, Graph, GraphEvent
 from workbench.project import Project, graph_from_dict, load_project
 from workbench.shapes import infer
 
+from .sample_deps import provide_init_from
+
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"))
 
 
@@ -305,13 +307,15 @@ def test_connect_many_keeps_the_wires_before_the_refused_one() -> None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
-def test_samples_load_save_and_check_as_before(sample: Path) -> None:
+def test_samples_load_save_and_check_as_before(sample: Path, tmp_path: Path) -> None:
+    sample = provide_init_from(sample, tmp_path)
     project = load_project(sample)
     doc = json.loads(sample.read_text())
     assert project.to_dict()["graph"]["edges"] == doc["graph"]["edges"]  # saved in the file's order
     reference = Project(graph_from_dict(doc["graph"], into=ReferenceGraph(project.blocks)), project.name,
                         project.description, project.data, project.training, project.weights,
                         graphs=project.graphs, blocks=project.blocks)
+    reference.path = project.path  # paths in the project (training.init_from) are relative to its folder
     assert project.to_json() == reference.to_json()
     assert project.graph.topological_order() == reference.graph.topological_order()
     assert project.graph.sorted_edges() == reference.graph.sorted_edges()
