@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")  # pyqtgraph must not pick another binding
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from .mainwindow import APP_NAME, MainWindow
@@ -35,8 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.open_path(args.project, ask_save=False)
     else:
         window.offer_recovery()
+    window.fit_to_screen()
     window.show()
     window.view.fit()
+    # and again once the window system has sized the window and the docks have taken their first-run
+    # sizes (under X that comes after show): a fit to the provisional canvas opened at 9%
+    QTimer.singleShot(400, window.view.fit)
     return app.exec()
 
 

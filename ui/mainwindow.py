@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent, QUndoCommand, QUndoGroup
+from PySide6.QtCore import QByteArray, QRect, QSettings, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QGuiApplication,
+    QKeySequence,
+    QShowEvent,
+    QUndoCommand,
+    QUndoGroup,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -175,8 +184,10 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
             self.inspector_dock.raise_()
             if not self._layout_restored:
                 self._default_dock_sizes()
-                # once more after the first layout pass: sizes set before it are only a hint
+                # once more after the first layout pass, and once the window system has given the
+                # window its size (under X that comes later): sizes set before are only a hint
                 QTimer.singleShot(0, self._default_dock_sizes)
+                QTimer.singleShot(250, self._default_dock_sizes)
         super().showEvent(event)
 
     def _default_dock_sizes(self) -> None:
@@ -486,10 +497,29 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
             event.ignore()
 
     # ------------------------------------------------------------------ layout, theme
+    def fit_to_screen(self, available: QRect | None = None) -> None:
+        """On a first start (no saved geometry), make the window fit the screen it opens on, centred:
+        the default size is larger than a 1280x800 screen, which cut off the Inspector and the status
+        bar.  ``available``: the screen's free area (default: the primary screen's)."""
+        if self._geometry_restored:
+            return
+        if available is None:
+            screen = QGuiApplication.primaryScreen()
+            if screen is None:
+                return
+            available = screen.availableGeometry()
+        # the frame (title bar, borders) comes on top of the client size the window is resized to
+        margin_w = max(0, self.frameGeometry().width() - self.width())
+        margin_h = max(0, self.frameGeometry().height() - self.height())
+        width = min(self.width(), available.width() - margin_w)
+        height = min(self.height(), available.height() - margin_h)
+        self.resize(width, height)
+        self.move(available.x() + (available.width() - width - margin_w) // 2,
+                  available.y() + (available.height() - height - margin_h) // 2)
+
     def _restore_layout(self) -> None:
         geometry, state = self.settings.value("geometry"), self.settings.value("windowState")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
+        self._geometry_restored = isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
             self._layout_restored = self.restoreState(state, LAYOUT_VERSION)
 
