@@ -184,10 +184,8 @@ class MainWindow(FilesMixin, ExchangeMixin, RecoveryMixin, QMainWindow):
             self.inspector_dock.raise_()
             if not self._layout_restored:
                 self._default_dock_sizes()
-                # once more after the first layout pass, and once the window system has given the
-                # window its size (under X that comes later): sizes set before are only a hint
+                # once more after the first layout pass: sizes set before it are only a hint
                 QTimer.singleShot(0, self._default_dock_sizes)
-                QTimer.singleShot(250, self._default_dock_sizes)
         super().showEvent(event)
 
     def _default_dock_sizes(self) -> None:
