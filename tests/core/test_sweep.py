@@ -292,7 +292,11 @@ def test_a_killed_workers_trial_fails_by_heartbeat_and_is_retried_with_its_value
         orphan = study_module.load_or_create(storage, "p", objectives, spec, 1).ask()
     lr = orphan.suggest_float("lr", 0.001, 0.05, log=True)
     storage.record_heartbeat(orphan._trial_id)  # as a worker does, then it is killed: no more heartbeats
-    time.sleep(1.5)
+    import datetime
+
+    beat = datetime.datetime.now()
+    while datetime.datetime.now() - beat < datetime.timedelta(seconds=2.5):  # heartbeats are wall-clock times,
+        time.sleep(0.1)  # and a virtual machine's wall clock may lag its sleep: wait on the clock itself
     study = sweep(path, spec, trials=2)
     trials = study.get_trials()
     assert trials[0].state == optuna.trial.TrialState.FAIL and "failure" not in trials[0].user_attrs
