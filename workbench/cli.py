@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from .bulk import gc_paused
-from .cli_common import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, _fail, _load, _Unreadable, format_table
+from .cli_common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    _fail,
+    _load,
+    _positive_int,
+    _Unreadable,
+    format_table,
+)
 from .errors import InputError, OutputError, WorkbenchError
 from .layers.dims import fmt_shape
 
@@ -367,16 +376,6 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- entry
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {value}")
-    return value
 
 
 

@@ -3,6 +3,7 @@ tables.  Below both ``cli.py`` and ``cli_blocks.py`` (no import circle between t
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
@@ -38,3 +39,14 @@ def format_table(rows: list[list[str]], align_right: set[int] = frozenset()) -> 
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a positive int, or a usage error naming what was given."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {value}")
+    return value

@@ -41,7 +41,7 @@ def _dims(text: str) -> tuple[int, ...]:
 
 
 def _count(text: str) -> int:
-    from .cli import _positive_int
+    from .cli_common import _positive_int
 
     return _positive_int(text)
 
@@ -84,7 +84,7 @@ def add_parser(sub: Any) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from .analysis.activations import ExplainError, SampleChoice, load_model, select_samples
-    from .cli import EXIT_UNREADABLE, _fail, _load
+    from .cli_common import EXIT_UNREADABLE, _fail, _load
     from .fileio import refuse_overwriting_inputs
 
     if not args.output and not args.json:
@@ -113,7 +113,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace, model: Any, indices: list[int], x: Any, labels: list[int | None]) -> int:
     from .analysis.explain import ExplainOptions, explain
     from .analysis.overlay import save_explanation_png
-    from .cli import EXIT_OK
+    from .cli_common import EXIT_OK
 
     options = ExplainOptions(method=args.method, node=args.node, target=args.target, position=args.position,
                              steps=args.steps, noise_samples=args.noise_samples, noise=args.noise,
@@ -146,7 +146,7 @@ def _explain(args: argparse.Namespace, model: Any, indices: list[int], x: Any, l
 
 def _activations(args: argparse.Namespace, model: Any, indices: list[int], x: Any) -> int:
     from .analysis.activations import ExplainError, activations, feature_maps
-    from .cli import EXIT_OK
+    from .cli_common import EXIT_OK
     from .imaging import save_png
 
     if not args.node:

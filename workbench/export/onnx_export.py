@@ -26,18 +26,14 @@ import torch
 
 from .. import __version__
 from ..compiler import Compiled, compile_graph
-from ..errors import WorkbenchError
 from ..fileio import atomic_write_bytes, refuse_overwriting_inputs
 from ..onnxrt import cpu_session
 from ..project import Project
 from ..weights import apply_state, load_weights, read_checkpoint
+from .errors import ExportError
 
 PROJECT_KEY = "neural_workbench.project"
 ATOL, RTOL = 1e-4, 1e-3
-
-
-class ExportError(WorkbenchError):
-    """Export failed or did not verify; nothing was written."""
 
 
 @dataclass

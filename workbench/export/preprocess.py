@@ -17,7 +17,7 @@ from ..compiler import Compiled
 from ..data import DataError
 from ..data.base import Standardize, input_preprocessing
 from ..project import Project
-from .onnx_export import ExportError
+from .errors import ExportError
 
 
 class PreprocessingError(ExportError):

@@ -43,7 +43,7 @@ def _seed(text: str) -> int:
 
 def add_parser(sub: Any) -> None:
     """The ``sweep`` subcommand."""
-    from ..cli import _positive_int
+    from ..cli_common import _positive_int
 
     p = sub.add_parser("sweep", help="search training settings and node parameters with Optuna (each trial a run; "
                        "the study in SQLite beside the project, resumable)")

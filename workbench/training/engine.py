@@ -22,12 +22,13 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..compiler import Compiled, compile_graph
 from ..config import TRAINING_FIELDS, validate_section
 from ..data import DataBundle, load_data
-from ..errors import InputError, WorkbenchError
+from ..errors import InputError
 from ..project import Project
 from ..weights import WeightsError, apply_state, graph_hash, load_checkpoint, restore_optimizer, save_checkpoint
 from .adversarial import GanParts, gan_step, gan_validate
 from .devices import DeviceError, autocast_dtype, resolve_device
 from .distributed import epoch_seeds
+from .errors import TrainingError
 from .runs import RunWriter, new_run_dir, runs_root
 from .schedule import Schedule
 from .self_supervised import make_task
@@ -37,10 +38,6 @@ from .transfer import prepare_model, set_group_lrs
 
 Event = dict[str, Any]
 Listener = Callable[[Event], None]
-
-
-class TrainingError(WorkbenchError):
-    """Training cannot start or had to stop; the message says where and why."""
 
 
 class Control:

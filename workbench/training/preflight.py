@@ -23,7 +23,8 @@ from ..graph import Graph
 from ..layers import Shape
 from ..layers.dims import fmt_shape
 from ..shapes import ShapeInference
-from .engine import TrainingError
+from .errors import TrainingError
+from .issues import Issue
 
 #: torchvision sets are described without downloading them (check must not touch the network)
 _TORCHVISION = {"MNIST": ((1, 28, 28), 60000), "FashionMNIST": ((1, 28, 28), 60000), "CIFAR10": ((3, 32, 32), 50000)}
@@ -51,19 +52,6 @@ class DataInfo:
     samples: int
     id_range: tuple[int, int] = (0, 0)
     target_id_range: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One located problem: a node (and parameter) or a JSON path of the project."""
-
-    message: str
-    node: str | None = None
-    param: str | None = None
-    path: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "message": self.message, "param": self.param, "path": self.path}
 
 
 class PreflightError(TrainingError):

@@ -20,11 +20,11 @@ from torch.utils.data import DataLoader
 
 from ..errors import InputError
 from ..graph import Edge, Graph
-from .engine import TrainingError
+from .errors import TrainingError
 
 if TYPE_CHECKING:
     from .engine import Trainer
-    from .preflight import Issue
+    from .issues import Issue
 
 BATCHNORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 _INSTALL = "pip install 'neural-workbench[privacy]'"
@@ -61,7 +61,7 @@ def privacy_issues(graph: Graph) -> list[Issue]:
     inside a block is reported on the block's node).
     """
     from ..compiler import compile_graph
-    from .preflight import Issue
+    from .issues import Issue
 
     try:
         opacus()

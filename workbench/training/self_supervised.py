@@ -309,7 +309,7 @@ def make_task(trainer: Any) -> Contrastive | MaskedImage | MaskedTokens | None:
 
 def ssl_issues(project: Any, training: dict[str, Any]) -> list[Any]:
     """For ``workbench check`` and the pre-flight: a contrastive project without a usable projection head."""
-    from .preflight import Issue
+    from .issues import Issue
 
     if training["task"] == "contrastive":
         try:

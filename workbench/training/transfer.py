@@ -320,7 +320,7 @@ def transfer_issues(project: Any, training: dict[str, Any], pending: list[str] |
         pending: where ``check`` collects warnings: a source project that is valid but not trained yet is
             one (like data that is not on this machine); without it (training) that is an issue too.
     """
-    from .preflight import Issue
+    from .issues import Issue
 
     issues = []
     if training.get("init_from"):
