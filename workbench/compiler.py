@@ -22,6 +22,7 @@ from .analysis.dtypes import infer_dtypes
 from .errors import CompileError, ShapeError
 from .graph import Graph, python_identifier
 from .layers import ModuleCall, Shape
+from .layers.dims import INPUT_DTYPES
 from .shapes import ShapeInference
 
 
@@ -92,7 +93,7 @@ class Compiled:
             if spec.dtype == "int64":
                 out.append(torch.randint(0, vocab, dims))
             else:
-                out.append(torch.randn(dims))
+                out.append(torch.randn(dims, dtype=INPUT_DTYPES[spec.dtype]))
         return tuple(out)
 
 
@@ -245,6 +246,8 @@ def compile_graph(graph: Graph, shapes: ShapeInference | None = None, class_name
     if module.graph.eliminate_dead_code():
         module.recompile()
     module.graph.lint()
+    if any(spec.dtype == "float64" for spec in inputs):
+        module.double()  # a float64 Input makes the whole model compute in float64 (see the Input layer)
     return Compiled(
         module=module,
         inputs=inputs,

@@ -85,16 +85,41 @@ def test_flatten_past_size_one_dimensions_keeps_the_batch(tmp_path: Path) -> Non
     np.testing.assert_array_equal(imported_outputs(path, x)[0], onnxruntime_outputs(path, x)[0])
 
 
-def test_a_float64_input_is_refused_not_read_as_float32(tmp_path: Path) -> None:
-    path = save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], [vi("x", ["N", 4], TensorProto.DOUBLE)],
-                [vi("y", ["N", 4], TensorProto.DOUBLE)])
-    with pytest.raises(OnnxImportError, match=r"^input 'x' is double: .* \(in .*m\.onnx\)$"):
+def test_a_float64_model_is_read_as_float64_and_computes_in_float64(tmp_path: Path) -> None:
+    # 1 + 1e-12 is 1 in float32: a float64 model read as float32 would lose it
+    c = numpy_helper.from_array(np.full((1, 4), 1e-12, np.float64), "c")
+    path = save(tmp_path, [helper.make_node("Add", ["x", "c"], ["a"]), helper.make_node("Relu", ["a"], ["y"])],
+                [vi("x", ["N", 4], TensorProto.DOUBLE)], [vi("y", ["N", 4], TensorProto.DOUBLE)], [c])
+    result = import_onnx(path)
+    (node,) = [n for n in result.project.graph if n.type == "Input"]
+    assert node.params["dtype"] == "float64"
+    x = np.ones((3, 4), np.float64)
+    (ours,), (ref,) = imported_outputs(path, x), onnxruntime_outputs(path, x)
+    assert ours.dtype == np.float64 and (ours > 1).all()
+    np.testing.assert_array_equal(ours, ref)
+    assert check_import(result).ok
+
+
+def test_a_rank_1_input_is_one_value_per_sample_not_given_a_dimension_it_did_not_have(tmp_path: Path) -> None:
+    path = save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], [vi("x", [3])], [vi("y", [3])])
+    result = import_onnx(path)
+    (node,) = [n for n in result.project.graph if n.type == "Input"]
+    assert list(node.params["shape"]) == []  # [N]: the model still takes a tensor of rank 1
+    x = np.array([-1.0, 0.5, 2.0], np.float32)
+    np.testing.assert_array_equal(imported_outputs(path, x)[0], onnxruntime_outputs(path, x)[0])
+
+
+def test_a_rank_1_input_that_a_row_of_a_batch_would_broadcast_against_is_refused(tmp_path: Path) -> None:
+    # [2, 3] + [3]: the [3] is one row shared by every sample, not three samples of one value
+    path = save(tmp_path, [helper.make_node("Add", ["x", "b"], ["y"], name="plus")],
+                [vi("x", ["N", 3]), vi("b", [3])], [vi("y", ["N", 3])])
+    with pytest.raises(OnnxImportError, match=r'(?s)does not check.*"plus".*\[N\].*\[N, 3\].*\(in .*m\.onnx\)$'):
         import_onnx(path)
 
 
-def test_a_rank_1_input_is_refused_not_given_a_batch_it_did_not_have(tmp_path: Path) -> None:
-    path = save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], [vi("x", [3])], [vi("y", [3])])
-    with pytest.raises(OnnxImportError, match=r"input 'x' has rank 1 \[3\]: .*no batch"):
+def test_a_scalar_input_is_refused(tmp_path: Path) -> None:
+    path = save(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], [vi("x", [])], [vi("y", [])])
+    with pytest.raises(OnnxImportError, match=r"^input 'x' is a scalar \(rank 0\).*\(in .*m\.onnx\)$"):
         import_onnx(path)
 
 

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ..errors import WorkbenchError
-from ..layers.dims import fmt_shape
+from ..layers.dims import INPUT_DTYPES, fmt_shape
 
 
 class DataError(WorkbenchError):
@@ -270,7 +270,7 @@ def load_data(cfg: dict[str, Any], input_shape: tuple[Any, ...], input_dtype: st
     if fraction < 1:  # after the standardisation: the unlabelled rest of the split still shaped it
         parts = (labelled_share(parts[0], samples, fraction, int(cfg.get("seed", 0))), parts[1], parts[2])
     x = fit_to_input(raw, input_shape, layout, samples.name)
-    x = x.long() if input_dtype == "int64" else x.float()
+    x = x.to(INPUT_DTYPES[input_dtype])
     y = samples.y if samples.y is not None else x
 
     def subset(idx: torch.Tensor) -> TensorDataset | None:

@@ -27,6 +27,7 @@ import torch
 from .. import __version__
 from ..compiler import Compiled, compile_graph
 from ..fileio import atomic_write_bytes, refuse_overwriting_inputs
+from ..layers.dims import INPUT_DTYPES
 from ..onnxrt import cpu_session
 from ..project import Project
 from ..weights import apply_state, load_weights, read_checkpoint
@@ -240,7 +241,7 @@ def _dataset_inputs(project: Project, compiled: Compiled) -> torch.Tensor | None
         x = fit_to_input(samples.x[:64], spec.shape[1:], project.data.get("layout", "auto"))
     except DataError:
         return None
-    return x.long() if spec.dtype == "int64" else x.float()
+    return x.to(INPUT_DTYPES[spec.dtype])
 
 
 def export_onnx(project: Project, out: str | Path, checkpoint: Path | None = None, opset: int | None = None,

@@ -122,6 +122,8 @@ def module_source(compiled: Compiled, class_name: str, title: str, weights_name:
                for name, buf in compiled.module.named_buffers(recurse=False)]
     if buffers:  # the input standardisation (export.preprocess): shapes here, values in the weights file
         init = "\n".join([init, "        # forward standardises raw features with these", *buffers])
+    if any(s.dtype == "float64" for s in compiled.inputs):
+        init = "\n".join([init, "        self.double()  # a float64 Input: the whole model computes in float64"])
     block_classes = "".join(f"{text}\n\n" for text in blocks.texts)
     forward = compiled.module.code.strip()
     forward = re.sub(r"^def forward\(self, ([^)]*)\):", f"def forward(self, {args}):", forward)

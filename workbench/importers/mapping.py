@@ -91,7 +91,7 @@ def _symbol(d: Any, i: int) -> str:
 # --------------------------------------------------------------------------- inputs
 
 
-_INPUT_TYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64"}
+_INPUT_TYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.INT64: "int64"}
 
 
 def _add_inputs(model: Model, graph: Graph, env: dict[str, tuple[str, str]]) -> None:
@@ -103,11 +103,11 @@ def _add_inputs(model: Model, graph: Graph, env: dict[str, tuple[str, str]]) -> 
         elem = vi.type.tensor_type.elem_type
         if elem not in _INPUT_TYPES:
             name = onnx.TensorProto.DataType.Name(elem).lower() if elem else "of no declared type"
-            raise MappingError(f"input {vi.name!r} is {name}: a model Input holds float32 or int64 (token ids), and "
+            raise MappingError(f"input {vi.name!r} is {name}: a model Input holds float32, float64 or int64, and "
                                f"reading it as another type would change what the model computes")
-        if len(dims) < 2:
-            raise MappingError(f"input {vi.name!r} has rank {len(dims)} {list(dims)}: every model Input has a batch "
-                               "dimension first and at least one more, and this input has no batch to give")
+        if not dims:
+            raise MappingError(f"input {vi.name!r} is a scalar (rank 0): every model Input has a batch dimension "
+                               "first, and a scalar has none to give")
         rest = [d if isinstance(d, int) and d > 0 else _symbol(d, i + 1) for i, d in enumerate(dims[1:])]
         node = graph.add_node("Input", {"shape": rest, "dtype": _INPUT_TYPES[elem]}, node_name(vi.name, "Input", graph))
         env[vi.name] = (node.id, "y")

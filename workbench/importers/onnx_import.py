@@ -160,12 +160,12 @@ def _import_ops(model: onnx.ModelProto, path: Path, allow_partial: bool) -> Impo
     for nid, pos in auto_layout(graph).items():
         graph.move(nid, pos)
     project = Project(graph, path.stem)
-    tensors = _state_dict(graph, mapped.tensors)
+    tensors = _state_dict(graph, mapped.tensors, path)
     return ImportResult(project, tensors, lossless=False, unsupported=mapped.unsupported, notes=mapped.notes,
                         tensor_map=mapped.tensor_map, origin=mapped.origin)
 
 
-def _state_dict(graph: Graph, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _state_dict(graph: Graph, raw: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """Converter tensors (keyed by node id) -> the compiled module's state_dict keys."""
     if not graph.outputs():
         return {}
@@ -174,7 +174,7 @@ def _state_dict(graph: Graph, raw: dict[str, torch.Tensor]) -> dict[str, torch.T
     try:
         compiled = compile_graph(graph)
     except CompileError as exc:
-        raise OnnxImportError(f"the mapped graph does not check: {exc}") from None
+        raise OnnxImportError(f"the mapped graph does not check: {exc} (in {path})") from None
     state = compiled.module.state_dict()
     node_of = {a: n for n, a in compiled.attr_of.items()}  # identifiers are unique
     out = {}

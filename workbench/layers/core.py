@@ -35,10 +35,12 @@ register(
         id="Input",
         name="Input",
         category="Input/Output",
-        doc="A model input. Output: [N, *shape]; N is the symbolic batch, a name like T a symbolic length.",
+        doc="A model input. Output: [N, *shape]; N is the symbolic batch, a name like T a symbolic length. "
+            "An empty shape is one value per sample ([N]).",
         params=(
             ShapeParam("shape", (1, 8, 8), "shape without the batch dimension; use T for a variable length"),
-            ChoiceParam("dtype", "float32", "element type (int64 for token ids)", choices=("float32", "int64")),
+            ChoiceParam("dtype", "float32", "element type: int64 for token ids; float64 makes the whole model "
+                        "compute in float64 (its parameters too)", choices=("float32", "float64", "int64")),
         ),
         inputs=(),
         infer=_input_shape,

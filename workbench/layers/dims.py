@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from .spec import Dim, LayerShapeError, Shape
+
+#: an Input's ``dtype`` parameter -> the torch element type its values are given
+INPUT_DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64}
 
 
 def fmt_shape(shape: Sequence[Dim]) -> str:

@@ -227,13 +227,13 @@ class StrParam(Param):
 @dataclass(frozen=True)
 class ShapeParam(Param):
     """The shape of an Input without its batch dimension: ints, or ``"T"`` for a
-    symbolic sequence length."""
+    symbolic sequence length.  Empty: one value per sample (the input is ``[N]``)."""
 
     kind: ClassVar[str] = "shape"
 
     def validate(self, value: Any) -> tuple[Dim, ...]:
-        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= 8:
-            raise ParamValueError(f"expected a list of 1 to 8 positive ints (or \"T\"), got {value!r}")
+        if not isinstance(value, (list, tuple)) or not len(value) <= 8:
+            raise ParamValueError(f"expected a list of up to 8 positive ints (or \"T\"), got {value!r}")
         out: list[Dim] = []
         for v in value:
             if _is_int(v) and 1 <= v <= MAX_SIZE:

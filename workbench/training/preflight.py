@@ -419,7 +419,29 @@ def task_issues(project: Any, training: dict[str, Any], pending: list[str] | Non
     from .self_supervised import ssl_issues
     from .transfer import transfer_issues
 
-    return transfer_issues(project, training, pending) + ssl_issues(project, training)
+    return transfer_issues(project, training, pending) + ssl_issues(project, training) + _float64_issues(project, training)
+
+
+def _float64_issues(project: Any, training: dict[str, Any]) -> list[Issue]:
+    """A float64 Input makes the model compute in float64: mixed precision would lower it, and MPS has none."""
+    node = next((n for n in project.graph.inputs() if n.params.get("dtype") == "float64"), None)
+    if node is None:
+        return []
+    where = f'Input "{node.name}" is float64 (the model computes in float64)'
+    issues = []
+    if training["precision"] != "fp32":
+        issues.append(Issue(f"training.precision: {where}, which {training['precision']} mixed precision would "
+                            "lower; use fp32, or make the Input float32", node.name, "dtype", "training.precision"))
+    from .devices import DeviceError, resolve_device
+
+    try:
+        on_mps = resolve_device(training["device"]).type == "mps"  # "auto" picks MPS on a Mac
+    except DeviceError:
+        on_mps = False  # settings_issues reports the device
+    if on_mps:
+        issues.append(Issue(f"training.device: {where}, and MPS devices have no float64; use cpu or cuda, or make "
+                            "the Input float32", node.name, "dtype", "training.device"))
+    return issues
 
 
 def preflight_training(project: Any, training: dict[str, Any], data_cfg: dict[str, Any]) -> DataInfo:

@@ -107,7 +107,7 @@ def reshape(node: OnnxNode) -> Emission:
     return b.output(reshape_layers(b, x.name, ins, outs), first_out(node))  # type: ignore[union-attr]
 
 
-@converter("Flatten", targets=("Flatten",))
+@converter("Flatten", targets=("Flatten", "Unsqueeze"))
 def flatten(node: OnnxNode) -> Emission:
     x = node.inputs[0]
     rank = rank_of(x)
@@ -115,6 +115,8 @@ def flatten(node: OnnxNode) -> Emission:
     a = a + rank if a < 0 else a
     if a == 0:
         raise Unsupported("flattening the batch into the features (axis 0)")
+    if rank == 1:  # [N] -> [N, 1]: one value per sample becomes a feature of size 1
+        return one("Unsqueeze", node, {"dim": 1})
     ins = both(x, node)
     if a > 1 and (ins is None or any(d != 1 for d in ins[0][1:a] + ins[1][1:a])):
         raise Unsupported(f"flattening to 2-D at axis {a}, which folds dimensions 1..{a - 1} into the batch")

@@ -1,0 +1,117 @@
+"""Input element types and ranks beyond float32 images: a float64 Input makes the whole model
+compute in float64 (compile, export, source, training agree); an empty shape is one value per
+sample (the model takes ``[N]``)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from workbench.builder import GraphBuilder
+from workbench.compiler import compile_graph
+from workbench.errors import CompileError
+from workbench.export.onnx_export import export_onnx
+from workbench.export.python_source import export_python
+from workbench.project import Project, load_project
+from workbench.training import Trainer
+from workbench.training.preflight import PreflightError
+from workbench.weights import load_weights, read_checkpoint
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def linear_project(dtype: str) -> Project:
+    b = GraphBuilder()
+    x = b.input((4,), name="x", dtype=dtype)
+    b.output(b.layer("Linear", x, name="fc", out_features=3), name="y")
+    return Project(b.auto_layout(), "p")
+
+
+def test_a_float64_input_makes_the_model_compute_in_float64_like_a_hand_written_double_model() -> None:
+    compiled = compile_graph(linear_project("float64").graph)
+    assert {p.dtype for p in compiled.module.parameters()} == {torch.float64}
+    torch.manual_seed(0)
+    reference = nn.Linear(4, 3).double()
+    compiled.module.fc.load_state_dict(reference.state_dict())
+    x = torch.randn(5, 4, dtype=torch.float64) * 1e3 + 1e-9
+    y = compiled.module(x)
+    assert y.dtype == torch.float64
+    assert torch.equal(y, reference(x))
+    # the same graph in float32 computes something else (the setting changes behaviour)
+    single = compile_graph(linear_project("float32").graph).module
+    single.fc.load_state_dict(reference.float().state_dict())
+    assert single(x.float()).dtype == torch.float32
+    assert not torch.equal(single(x.float()).double(), y)
+
+
+def test_a_float64_model_exports_as_double_and_as_python_source_that_agree(tmp_path: Path) -> None:
+    project = linear_project("float64")
+    report = export_onnx(project, tmp_path / "m.onnx")
+    assert report.checks and all(c["max_abs"] < 1e-12 for c in report.checks)  # verified against onnxruntime
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == "tensor(double)"
+    x = np.random.default_rng(0).standard_normal((2, 4))
+    (onnx_y,) = session.run(None, {session.get_inputs()[0].name: x})
+    assert onnx_y.dtype == np.float64
+
+    source = export_python(project, tmp_path / "model.py")
+    spec = importlib.util.spec_from_file_location("exported_float64", source.source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = getattr(module, source.class_name)().load_weights(source.weights).eval()
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    compiled = compile_graph(project.graph).module
+    load_weights(compiled, source.weights)
+    with torch.no_grad():
+        assert torch.equal(model(torch.from_numpy(x)), compiled(torch.from_numpy(x)))
+
+
+def _digits_mlp(dtype: str) -> Project:
+    project = load_project(SAMPLES / "digits_mlp.json")
+    (node,) = project.graph.inputs()
+    project.graph.set_param(node.id, "dtype", dtype)
+    return project
+
+
+def test_a_float64_model_trains_in_float64(tmp_path: Path) -> None:
+    runs = {}
+    for dtype in ("float32", "float64"):
+        trainer = Trainer(_digits_mlp(dtype), {"epochs": 1, "seed": 0}, run_dir=tmp_path / dtype)
+        runs[dtype] = trainer.run()
+        assert runs[dtype]["status"] == "finished"
+        state, _, _ = read_checkpoint(tmp_path / dtype / "checkpoints" / "last.safetensors")
+        assert {t.dtype for t in state.values() if t.is_floating_point()} == {
+            torch.float64 if dtype == "float64" else torch.float32}
+    # the same seed in float64 is a different computation (rounding), with the same outcome to 1e-6
+    assert runs["float64"]["final"]["loss"] != runs["float32"]["final"]["loss"]
+    assert runs["float64"]["final"]["loss"] == pytest.approx(runs["float32"]["final"]["loss"], rel=1e-6)
+
+
+def test_mixed_precision_on_a_float64_model_is_refused_at_the_input(tmp_path: Path) -> None:
+    with pytest.raises(PreflightError, match=r'training\.precision: Input "[^"]+" is float64.*bf16'):
+        Trainer(_digits_mlp("float64"), {"epochs": 1, "precision": "bf16"}, run_dir=tmp_path / "r").run()
+
+
+def test_an_empty_shape_is_one_value_per_sample() -> None:
+    b = GraphBuilder()
+    x = b.input((), name="x")
+    b.output(b.layer("Tanh", x), name="y")
+    compiled = compile_graph(b.graph)
+    assert compiled.inputs[0].shape == ("N",)
+    x = torch.linspace(-2, 2, 7)
+    assert torch.equal(compiled.module(x), torch.tanh(x))
+
+
+def test_a_layer_that_needs_features_refuses_one_value_per_sample_with_its_name() -> None:
+    b = GraphBuilder()
+    x = b.input((), name="x")
+    b.output(b.layer("Linear", x, name="fc", out_features=2), name="y")
+    with pytest.raises(CompileError, match=r'Linear "fc".*\[N\]'):
+        compile_graph(b.graph)
