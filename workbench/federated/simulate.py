@@ -96,6 +96,9 @@ def simulate(settings: FederatedSettings, run_dir: Path | None = None,
                    "params": sum(p.numel() for p in data.module.parameters()),
                    "project_hash": graph_hash(project.graph), "federated": settings.to_config(),
                    "client_samples": sizes}
+        if settings.dp:  # the epsilon after the last released round (None without noise: no privacy)
+            spent = [e["epsilon"] for e in rounds if "epsilon" in e]
+            summary["epsilon"], summary["delta"] = (spent[-1] if spent else None), settings.delta
         writer.write_summary(summary)
         writer.close()
         emit({"type": "done", "summary": summary})
