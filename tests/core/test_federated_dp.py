@@ -211,3 +211,59 @@ def test_the_printed_commands_carry_the_dp_settings(tmp_path: Path) -> None:
     text = deployment_commands(FederatedSettings(str(tmp_path / "p.json"), clients=4, dp=True, dp_noise=1.2,
                                                  dp_clip=0.3, delta=1e-6))
     assert "dp = true" in text and "dp_noise = 1.2" in text and "dp_clip = 0.3" in text and "delta = 1e-06" in text
+
+
+@pytest.mark.parametrize(("strategy", "fraction", "trained"), [("fedavg", 0.5, 5), ("fedprox", 1.0, 10)])
+def test_the_wrapper_calibrates_its_noise_to_the_clients_flower_samples(strategy: str, fraction: float, trained: int,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from flwr.app import ArrayRecord, ConfigRecord
+    from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from workbench.federated.app import make_strategy
+
+    for key in ("_task_id", "_run_id", "_node_id"):
+        monkeypatch.setattr(TaskIdentity, key, 1)
+    settings = FederatedSettings("p.json", clients=10, strategy=strategy, mu=0.25, fraction_fit=fraction, dp=True,
+                                 dp_noise=1.0, dp_clip=0.5)
+    wrapped = make_strategy(settings)
+    assert isinstance(wrapped, DifferentialPrivacyServerSideFixedClipping)
+    messages = list(wrapped.configure_train(1, ArrayRecord({"w": torch.zeros(2)}), ConfigRecord({"seed": 0}),
+                                            _Grid(10)))
+    assert len(messages) == trained == wrapped.num_sampled_clients  # Flower's noise std: NOISE * CLIP / this
+    assert ("proximal-mu" in messages[0].content["config"]) == (strategy == "fedprox")
+
+
+@pytest.mark.parametrize("epsilon", [3.21, None])
+def test_the_cli_passes_the_dp_flags_on_and_prints_the_epsilon(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              epsilon: float | None) -> None:
+    """The command line's wiring only (the simulation is tested above): the flags reach the settings
+    and the summary's epsilon is printed."""
+    import workbench.federated as federated
+    from workbench.cli import main
+
+    seen: list[FederatedSettings] = []
+
+    def simulate(settings: FederatedSettings, *args: object, **kwargs: object) -> dict:
+        seen.append(settings)
+        return {"status": "finished", "epochs_done": settings.rounds, "client_samples": [1, 1], "final": {},
+                "epsilon": epsilon, "delta": settings.delta}
+
+    monkeypatch.setattr(federated, "simulate", simulate)
+    path = save_project(digits_mlp(), tmp_path / "p.json")
+    noise = "1.5" if epsilon else "0"
+    assert main(["federate", str(path), "--clients", "3", "--dp", f"{noise}:0.25", "--delta", "1e-6"]) == 0
+    assert (seen[0].dp, seen[0].dp_noise, seen[0].dp_clip, seen[0].delta) == (True, float(noise), 0.25, 1e-6)
+    out = capsys.readouterr().out
+    assert ("epsilon 3.210 at delta 1e-06" in out) if epsilon else ("no privacy" in out)
+    assert main(["federate", str(path), "--clients", "3"]) == 0
+    assert not seen[1].dp and "differential privacy" not in capsys.readouterr().out
+
+
+def test_each_round_prints_its_epsilon(capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.federated.app import _print_event
+
+    _print_event({"type": "epoch", "round": 4, "train_loss": 0.5, "val_accuracy": 0.9, "epsilon": 12.3456,
+                  "delta": 1e-5})
+    assert "round 4:" in (out := capsys.readouterr().out) and "epsilon 12.346 (delta 1e-05, client-level)" in out
