@@ -267,3 +267,13 @@ def test_each_round_prints_its_epsilon(capsys: pytest.CaptureFixture[str]) -> No
     _print_event({"type": "epoch", "round": 4, "train_loss": 0.5, "val_accuracy": 0.9, "epsilon": 12.3456,
                   "delta": 1e-5})
     assert "round 4:" in (out := capsys.readouterr().out) and "epsilon 12.346 (delta 1e-05, client-level)" in out
+
+
+def test_without_opacus_dp_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from workbench.federated.dp import ClientLevelAccountant, MissingOpacusAccountantError
+
+    monkeypatch.setitem(sys.modules, "opacus.accountants", None)  # as if Opacus were not installed
+    with pytest.raises(MissingOpacusAccountantError, match=r"--dp.*neural-workbench\[privacy\]"):
+        ClientLevelAccountant(1.0, 1e-5)

@@ -21,8 +21,10 @@ Two choices make the reported epsilon hold for what Flower computes:
   of Opacus' accountant at sample rate 1.  With ``--fraction-fit 1`` (every client in every round) the
   sampling rate is 1 anyway.
 
-The guarantee is about clients (user-level DP): the trained model changes little whether or not any
-one client, with all of its data, took part.
+The guarantee is about clients (user-level DP): the global models the server releases (and the final
+checkpoint) change little whether or not any one client, with all of its data, took part.  It is
+central DP: the server is trusted, sees every client's raw update, and the per-client training metrics
+it writes to the run folder (loss, accuracy, sample count) are not covered, as in Flower's wrapper.
 """
 
 from __future__ import annotations

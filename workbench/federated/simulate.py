@@ -43,6 +43,10 @@ def simulate(settings: FederatedSettings, run_dir: Path | None = None,
 
     settings.check()
     data = client_data(settings)  # refuses a bad project or partition before Ray starts
+    if settings.dp:
+        from .dp import ClientLevelAccountant
+
+        ClientLevelAccountant(settings.dp_noise, settings.delta)  # and a missing Opacus, by the extra to install
     project = data.project
     if run_dir is None:
         run_dir = new_run_dir(runs_root(Path(settings.project)), f"{project.name}-federated")
