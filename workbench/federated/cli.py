@@ -42,8 +42,8 @@ def add_parser(sub: Any) -> None:
                    "(default: the project's data seed)")
     p.add_argument("--dp", metavar="NOISE:CLIP",
                    help="client-level differential privacy with Flower's server-side fixed clipping: each client's "
-                   "model update is clipped to the L2 norm CLIP and the mean gets Gaussian noise of NOISE * CLIP / "
-                   "clients per round; the epsilon spent is reported per round (Opacus' RDP accountant)")
+                   "model update is clipped to the L2 norm CLIP and their unweighted mean gets Gaussian noise of NOISE * CLIP / "
+                   "(clients per round); the epsilon spent is reported per round (Opacus' RDP accountant)")
     p.add_argument("--delta", type=float, default=None, help="with --dp: the delta of the reported (epsilon, delta) "
                    "(default 1e-5; keep it well below 1 / clients)")
     p.add_argument("--out", help="run folder (default: a new one under the project's runs/)")
