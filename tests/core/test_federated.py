@@ -162,8 +162,10 @@ def test_project_settings_clients_cannot_honour_are_refused(tmp_path: Path, sett
     project.training[setting] = value
     save_project(project, tmp_path / "p.json")
     _CACHE.clear()
-    with pytest.raises(FederatedError, match=f"training.{setting}"):
+    with pytest.raises(FederatedError, match=f"training.{setting}") as refused:
         client_data(FederatedSettings(str(tmp_path / "p.json"), clients=3))
+    # per-sample DP-SGD stays refused inside clients; the message points to client-level DP (--dp)
+    assert ("--dp" in str(refused.value)) == (setting == "privacy")
 
 
 @pytest.mark.slow

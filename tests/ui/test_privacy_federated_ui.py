@@ -99,3 +99,23 @@ def test_the_dashboard_shows_a_federated_runs_rounds_and_clients(window, tmp_pat
     assert list(panel.metric_series["client 1"].values()[1]) == pytest.approx([0.55, 0.65, 0.75])
     assert list(panel.val_loss_series.values()[1]) == pytest.approx([1.2, 0.6, 0.4])
     assert "3 rounds" in panel.status.text()
+
+
+def test_the_dashboard_draws_a_private_federated_runs_epsilon_per_round(window, tmp_path: Path) -> None:
+    """A ``workbench federate --dp`` run folder (its events are checked in
+    tests/core/test_federated_dp.py): the epsilon of each round on the privacy plot."""
+    writer = RunWriter(tmp_path / "fed-dp", {"federated": {"clients": 2, "dp": True}})
+    spent = [4.7, 6.9, 8.5]
+    for r, eps in zip((1, 2, 3), spent, strict=True):
+        writer({"type": "epoch", "epoch": r, "step": r, "round": r, "lr": 0.01, "train_loss": 1.0 / r,
+                "val_loss": 1.2 / r, "val_accuracy": 0.5 + 0.1 * r, "epsilon": eps, "delta": 1e-5,
+                "clients": {"0": {"train_loss": 1.0 / r, "num-examples": 30.0, "train_accuracy": 0.4 + 0.1 * r}}})
+    writer.close()
+    panel = window.training
+    window.training_dock.show()
+    window.training_dock.raise_()
+    assert not panel.privacy_plot.isVisibleTo(panel)
+    assert panel.show_run(tmp_path / "fed-dp")
+    assert panel.privacy_plot.isVisibleTo(panel)
+    assert list(panel.epsilon.values()[0]) == [1, 2, 3] and list(panel.epsilon.values()[1]) == pytest.approx(spent)
+    window.grab().save(str(tmp_path / "federated-epsilon.png"))

@@ -64,6 +64,11 @@ class FederatedSettings:
         fraction_fit: the share of clients trained in each round (at least two).
         local_epochs: passes over its partition a client makes per round.
         seed: seeds the partition, the initial weights and each client's shuffling.
+        dp: client-level differential privacy with Flower's server-side fixed clipping
+            (:mod:`workbench.federated.dp`).
+        dp_noise: DP's noise multiplier (0: clipping only, no privacy).
+        dp_clip: DP's clipping norm of a client's model update.
+        delta: the delta of the (epsilon, delta) the accountant reports.
     """
 
     project: str
@@ -75,6 +80,10 @@ class FederatedSettings:
     fraction_fit: float = 1.0
     local_epochs: int = 2
     seed: int = 0
+    dp: bool = False
+    dp_noise: float = 0.0
+    dp_clip: float = 0.0
+    delta: float = 1e-5
 
     def check(self) -> Partitioning:
         """Refuse what cannot run; returns the parsed partitioning.
@@ -97,6 +106,9 @@ class FederatedSettings:
                                  "clients per round")
         if self.local_epochs < 1:
             raise FederatedError(f"--local-epochs must be at least 1, got {self.local_epochs}")
+        from .dp import check_dp
+
+        check_dp(self)
         return parse_partitioning(self.partition)
 
     def to_config(self) -> dict[str, Any]:
@@ -146,13 +158,19 @@ def client_data(settings: FederatedSettings) -> ClientData:
         for name, bad in (("privacy", t["privacy"]), ("schedule", t["schedule"] != "none"),
                           ("precision", t["precision"] != "fp32")):
             if bad:  # refused rather than silently ignored
-                raise FederatedError(f"training.{name}: federated training does not support {name} {t[name]!r} yet "
-                                     "(clients train in fp32 at a constant learning rate, without differential "
-                                     "privacy); change it to run federated")
+                hint = (" (per-sample DP-SGD inside the clients); for client-level differential privacy use "
+                        "workbench federate --dp NOISE:CLIP instead") if name == "privacy" else ""
+                raise FederatedError(f"training.{name}: federated training does not support {name} {t[name]!r}"
+                                     f"{hint or ' yet (clients train in fp32 at a constant learning rate)'}; change "
+                                     "it to run federated")
         if how.kind == "dirichlet" and task != "classification":
             raise FederatedError(f"--partition {how}: Dirichlet partitions split by class; the {task} task has none")
         torch.manual_seed(settings.seed)  # the initial weights
         compiled = compile_graph(project.graph)
+        if settings.dp:
+            from .dp import check_model
+
+            check_model(compiled.module)
         spec = compiled.inputs[0]
         data = load_data(project.data, spec.shape[1:], spec.dtype)
         x, y = data.train.tensors
@@ -254,6 +272,10 @@ def make_client_app() -> Any:
         state = msg.content["arrays"].to_torch_state_dict()
         mu = float(config["proximal-mu"]) if "proximal-mu" in config else 0.0
         new, metrics = local_train(data, state, client, settings, int(config["server-round"]), mu)
+        if settings.dp:  # DP averages the clipped updates unweighted (see workbench.federated.dp)
+            from .dp import DP_WEIGHT
+
+            metrics[DP_WEIGHT] = 1.0
         return Message(content=RecordDict({"arrays": ArrayRecord(new), "metrics": MetricRecord(metrics)}),
                        reply_to=msg)
 
@@ -284,11 +306,15 @@ def strategy_class(name: str) -> Any:
 
 def make_strategy(settings: FederatedSettings) -> Any:
     """Flower's FedAvg or FedProx for these settings (clients sampled per round: ``fraction_fit``; the
-    evaluation is central, on the project's validation split)."""
+    evaluation is central, on the project's validation split), inside Flower's DP wrapper with ``dp``."""
+    from .dp import DP_WEIGHT, private_strategy
+
     cls = strategy_class(settings.strategy)
     common = {"fraction_train": settings.fraction_fit, "fraction_evaluate": 0.0,
-              "min_train_nodes": 2, "min_available_nodes": settings.clients}
-    return cls(**common, proximal_mu=settings.mu) if settings.strategy == "fedprox" else cls(**common)
+              "min_train_nodes": 2, "min_available_nodes": settings.clients,
+              "weighted_by_key": DP_WEIGHT if settings.dp else "num-examples"}
+    strategy = cls(**common, proximal_mu=settings.mu) if settings.strategy == "fedprox" else cls(**common)
+    return private_strategy(strategy, settings) if settings.dp else strategy
 
 
 def serve(grid: Any, settings: FederatedSettings, emit: Callable[[Event], None]) -> dict[str, torch.Tensor]:
@@ -296,17 +322,25 @@ def serve(grid: Any, settings: FederatedSettings, emit: Callable[[Event], None])
     metrics and every trained client's metrics).  Returns the final global weights."""
     from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 
+    from .dp import DP_WEIGHT
+
     settings.check()
     data = client_data(settings)
     strategy = make_strategy(settings)
+    observed = getattr(strategy, "strategy", strategy)  # the FedAvg/FedProx inside the DP wrapper
     initial = {k: v.detach().clone() for k, v in data.module.state_dict().items()}
+
+    def privacy(server_round: int) -> dict[str, float]:
+        """The epsilon spent once this round's aggregate was released (with noise only)."""
+        epsilon = getattr(strategy, "epsilon_of_round", {}).get(server_round)
+        return {} if epsilon is None else {"epsilon": epsilon, "delta": settings.delta}
 
     def central(server_round: int, arrays: Any) -> Any:
         metrics = evaluate(data, arrays.to_torch_state_dict())
         if server_round == 0:
             emit({"type": "log", "message": f"round 0 (initial weights): {metrics}"})
             return MetricRecord(metrics) if metrics else None
-        clients = getattr(strategy, "clients_of_round", {}).get(server_round, [])
+        clients = getattr(observed, "clients_of_round", {}).get(server_round, [])
         wanted = max(2, int(settings.clients * settings.fraction_fit))
         if len(clients) < wanted:
             emit({"type": "log", "message": f"round {server_round}: {wanted - len(clients)} of {wanted} clients "
@@ -317,9 +351,14 @@ def serve(grid: Any, settings: FederatedSettings, emit: Callable[[Event], None])
         emit({"type": "epoch", "epoch": server_round, "step": server_round, "round": server_round,
               "lr": float(data.project.training["lr"]), "train_loss": train_loss,
               **{f"val_{k}": v for k, v in metrics.items()},
-              "clients": {str(int(c["client"])): {k: v for k, v in c.items() if k != "client"} for c in clients}})
+              **privacy(server_round),
+              "clients": {str(int(c["client"])): {k: v for k, v in c.items() if k not in ("client", DP_WEIGHT)}
+                          for c in clients}})
         return MetricRecord(metrics) if metrics else None
 
+    if settings.dp and settings.dp_noise == 0:
+        emit({"type": "log", "message": "--dp with noise 0: the updates are clipped but no noise is added, so no "
+              "privacy is spent or gained (epsilon is infinite)"})
     config = ConfigRecord({k: v for k, v in settings.to_config().items()})
     result = strategy.start(grid=grid, initial_arrays=ArrayRecord(initial), num_rounds=settings.rounds,
                             train_config=config, evaluate_fn=central)
@@ -348,8 +387,11 @@ def make_server_app(settings: FederatedSettings | None, emit: Callable[[Event], 
 def _print_event(event: Event) -> None:
     if event["type"] == "epoch":
         acc = event.get("val_accuracy")
+        eps = event.get("epsilon")
         print(f"round {event['round']}: train loss {event['train_loss']:.4f}"
-              + (f", validation accuracy {acc:.4f}" if acc is not None else ""), flush=True)
+              + (f", validation accuracy {acc:.4f}" if acc is not None else "")
+              + (f", epsilon {eps:.3f} (delta {event['delta']:g}, client-level)" if eps is not None else ""),
+              flush=True)
 
 
 def __getattr__(name: str) -> Any:

@@ -43,6 +43,10 @@ def simulate(settings: FederatedSettings, run_dir: Path | None = None,
 
     settings.check()
     data = client_data(settings)  # refuses a bad project or partition before Ray starts
+    if settings.dp:
+        from .dp import ClientLevelAccountant
+
+        ClientLevelAccountant(settings.dp_noise, settings.delta)  # and a missing Opacus, by the extra to install
     project = data.project
     if run_dir is None:
         run_dir = new_run_dir(runs_root(Path(settings.project)), f"{project.name}-federated")
@@ -96,6 +100,9 @@ def simulate(settings: FederatedSettings, run_dir: Path | None = None,
                    "params": sum(p.numel() for p in data.module.parameters()),
                    "project_hash": graph_hash(project.graph), "federated": settings.to_config(),
                    "client_samples": sizes}
+        if settings.dp:  # the epsilon after the last released round (None without noise: no privacy)
+            spent = [e["epsilon"] for e in rounds if "epsilon" in e]
+            summary["epsilon"], summary["delta"] = (spent[-1] if spent else None), settings.delta
         writer.write_summary(summary)
         writer.close()
         emit({"type": "done", "summary": summary})
