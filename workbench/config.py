@@ -22,6 +22,7 @@ DATASETS = (
     "torchvision",
     "text",
     "numbers_to_words",
+    "none",
 )
 
 #: the tasks private training supports (one model, one optimizer, a per-sample mean loss)

@@ -126,6 +126,10 @@ def test_the_image_datasets_are_the_ones_with_image_samples(tmp_path: Path) -> N
         if name in ("idx", "torchvision"):  # need downloads: their sources set image=True (see sources.py)
             assert name in IMAGE_DATASETS
             continue
+        if name == "none":  # no samples at all (an imported model's)
+            with pytest.raises(DataError, match="no dataset is set"):
+                load_samples(validate_section(DATA_FIELDS, {"dataset": name}))
+            continue
         cfg = validate_section(DATA_FIELDS, {"dataset": name, "path": str(paths.get(name, "")), "num_samples": 10})
         assert load_samples(cfg).image == (name in IMAGE_DATASETS), name
 

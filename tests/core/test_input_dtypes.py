@@ -115,3 +115,45 @@ def test_a_layer_that_needs_features_refuses_one_value_per_sample_with_its_name(
     b.output(b.layer("Linear", x, name="fc", out_features=2), name="y")
     with pytest.raises(CompileError, match=r'Linear "fc".*\[N\]'):
         compile_graph(b.graph)
+
+
+def shared_row_project() -> Project:
+    b = GraphBuilder()
+    x = b.input((3,), name="x")
+    row = b.input((3,), name="row")
+    b.graph.set_param(row.node, "batched", False)
+    b.output(b.layer("Add", x, row, name="plus", broadcast=True), name="y")
+    return Project(b.auto_layout(), "p")
+
+
+def test_a_shared_input_is_one_tensor_for_every_sample_through_compile_export_and_source(tmp_path: Path) -> None:
+    project = shared_row_project()
+    compiled = compile_graph(project.graph)
+    assert [s.shape for s in compiled.inputs] == [("N", 3), (3,)]
+    x, row = torch.randn(5, 3), torch.tensor([1.0, 2.0, 3.0])
+    assert torch.equal(compiled.module(x, row), x + row)
+    export_onnx(project, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [[d if isinstance(d, int) else "sym" for d in i.shape] for i in session.get_inputs()] == [["sym", 3], [3]]
+    (y,) = session.run(None, {"x": x.numpy(), "row": row.numpy()})
+    np.testing.assert_allclose(y, (x + row).numpy(), atol=1e-6)
+    # batched (the default), the same graph needs a row per sample
+    project.graph.set_param(project.graph.by_name("row").id, "batched", True)
+    assert [s.shape for s in compile_graph(project.graph).inputs] == [("N", 3), ("N", 3)]
+
+
+def test_training_refuses_a_shared_input_naming_it(tmp_path: Path) -> None:
+    project = _digits_mlp("float32")
+    (node,) = project.graph.inputs()
+    project.graph.set_params(node.id, {"shape": [1, 64], "batched": False})  # a graph that checks
+    with pytest.raises(PreflightError, match=r'Input "[^"]+" is not batched.*turn its batched setting on'):
+        Trainer(project, {"epochs": 1}, run_dir=tmp_path / "r").run()
+
+
+def test_a_shared_input_needs_a_shape() -> None:
+    b = GraphBuilder()
+    x = b.input((), name="x")
+    b.graph.set_param(x.node, "batched", False)
+    b.output(b.layer("Tanh", x), name="y")
+    with pytest.raises(CompileError, match=r'Input "x".*shared.*at least one'):
+        compile_graph(b.graph)

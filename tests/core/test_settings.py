@@ -137,6 +137,7 @@ def _dataset(tmp: Path, mp: pytest.MonkeyPatch) -> None:
     assert digits.x.shape[1:] == (1, 8, 8) and blobs.x.shape[1:] == (8,)
     pairs = load_samples(data_cfg(dataset="numbers_to_words"))
     assert pairs.kind == "seq2seq" and pairs.x.dtype == pairs.y.dtype == torch.int64
+    refused(lambda: load_samples(data_cfg(dataset="none")), "data.dataset: no dataset is set", "choose one to train")
 
 
 @probe("data", "path")

@@ -21,6 +21,12 @@ DATA_DIR = Path(__file__).resolve().parent
 # --------------------------------------------------------------------------- built-in
 
 
+@source("none")
+def no_dataset(cfg: dict[str, Any]) -> Samples:
+    """No data yet (an imported model): checking the model needs none, training refuses."""
+    raise DataError("data.dataset: no dataset is set (none, as for an imported model); choose one to train")
+
+
 @source("digits")
 def digits(cfg: dict[str, Any]) -> Samples:
     """The UCI 8x8 handwritten digits (1,797 images, 10 classes), shipped with the package."""

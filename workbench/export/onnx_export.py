@@ -170,7 +170,8 @@ def _export_bytes(compiled: Compiled, opset: int, example: tuple[torch.Tensor, .
 def _export_legacy(compiled: Compiled, module: torch.nn.Module, opset: int, example: tuple[torch.Tensor, ...],
                    names: list[str], output_names: list[str]) -> bytes:
     axes = {s.arg: {i: str(d) for i, d in enumerate(s.shape) if isinstance(d, str)} for s in compiled.inputs}
-    axes.update({n: {0: "N"} for n in output_names})
+    axes.update({n: {0: "N"} for n, shape in zip(output_names, compiled.output_shapes, strict=True)
+                 if shape and shape[0] == "N"})  # an output of shared inputs only has no batch
     buf = io.BytesIO()
     try:
         with warnings.catch_warnings():

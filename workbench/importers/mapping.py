@@ -108,9 +108,51 @@ def _add_inputs(model: Model, graph: Graph, env: dict[str, tuple[str, str]]) -> 
         if not dims:
             raise MappingError(f"input {vi.name!r} is a scalar (rank 0): every model Input has a batch dimension "
                                "first, and a scalar has none to give")
-        rest = [d if isinstance(d, int) and d > 0 else _symbol(d, i + 1) for i, d in enumerate(dims[1:])]
-        node = graph.add_node("Input", {"shape": rest, "dtype": _INPUT_TYPES[elem]}, node_name(vi.name, "Input", graph))
+        if vi.name in model.shared:  # one tensor for every sample: every dimension is its own
+            params = {"shape": [int(d) for d in dims], "dtype": _INPUT_TYPES[elem], "batched": False}
+        else:
+            rest = [d if isinstance(d, int) and d > 0 else _symbol(d, i + 1) for i, d in enumerate(dims[1:])]
+            params = {"shape": rest, "dtype": _INPUT_TYPES[elem]}
+        node = graph.add_node("Input", params, node_name(vi.name, "Input", graph))
         env[vi.name] = (node.id, "y")
+
+
+# --------------------------------------------------------------------------- shared inputs
+
+#: op -> the input positions that may be a shared tensor (no batch dimension): element-wise
+#: arithmetic broadcasts it against each sample, a matrix product multiplies each sample by it
+_SHARED_READERS = {"Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1), "Div": (0, 1), "Gemm": (1, 2), "MatMul": (1,),
+                   **{op: (0,) for op in ("Relu", "Tanh", "Sigmoid", "Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal",
+                                          "Softplus", "Softsign", "Elu", "Selu", "LeakyRelu", "HardSigmoid",
+                                          "HardSwish", "Identity")}}
+
+
+def shared_reading(proto: onnx.ModelProto) -> frozenset[str]:
+    """The inputs to read as shared when the batch-first reading fails, in a model of fixed input
+    shapes: its only input, or those whose leading dimension is not the first input's (or whose rank
+    is lower), which cannot hold the same samples.  Empty when there is no such reading."""
+    initialized = {i.name for i in proto.graph.initializer}
+    inputs = [vi for vi in proto.graph.input if vi.name not in initialized]
+    dims = [[d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+            for vi in inputs]
+    if not inputs or any(not d or None in d for d in dims):
+        return frozenset()
+    if len(inputs) == 1:
+        return frozenset({inputs[0].name})
+    first = dims[0]
+    return frozenset(vi.name for vi, d in zip(inputs[1:], dims[1:], strict=True)
+                     if len(d) < len(first) or d[0] != first[0])
+
+
+def _reads_shared(model: Model, k: int) -> str | None:
+    """Why node ``k`` cannot read the shared tensors it reads (None when it reads none, or may)."""
+    node = model.nodes[k]
+    allowed = _SHARED_READERS.get(node.op_type, ())
+    for j, name in enumerate(node.input):
+        if name and name in model.shared and j not in allowed:
+            return (f"{node.op_type} (it reads {name!r}, an input shared by every sample (no batch dimension): only "
+                    "element-wise operations and a matrix product's right operand read one)")
+    return None
 
 
 # --------------------------------------------------------------------------- units
@@ -124,6 +166,11 @@ def _units(model: Model) -> list[Unit]:
 
     def failure(k: int, error: str) -> Unit:
         return Unit(k, frozenset({k}), error=error, outs=frozenset(o for o in model.nodes[k].output if o))
+    for k in todo:
+        problem = _reads_shared(model, k)
+        if problem:
+            units.append(failure(k, problem))
+            claimed.add(k)
     for priority in priorities():
         for k in todo:
             if k in claimed:

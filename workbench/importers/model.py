@@ -148,7 +148,8 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
 class Model:
     """The analysed model; implements :class:`~workbench.importers.registry.ModelView`."""
 
-    def __init__(self, model: onnx.ModelProto, path: Path) -> None:
+    def __init__(self, model: onnx.ModelProto, path: Path, shared: frozenset[str] = frozenset()) -> None:
+        """``shared``: model inputs read without a batch dimension (see :func:`shared_reading`)."""
         self.proto = model
         self.path = path
         self.opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
@@ -177,6 +178,7 @@ class Model:
         for vi in self.inputs:
             self.kind[vi.name] = DATA
         self._classify()
+        self.shared = self._shared(shared)
         self.live = self._live()
         self.data_live = self._data_live()
         self._views: dict[int, OnnxNode] = {}
@@ -216,6 +218,15 @@ class Model:
             for out in n.output:
                 if out:
                     self.kind[out] = kind
+
+    def _shared(self, inputs: frozenset[str]) -> frozenset[str]:
+        """The data tensors computed from shared inputs only (nodes are in topological order)."""
+        shared = set(inputs)
+        for n in self.nodes:
+            data = [i for i in n.input if i and self.kind.get(i) == DATA]
+            if data and all(i in shared for i in data):
+                shared.update(o for o in n.output if o and self.kind.get(o) == DATA)
+        return frozenset(shared)
 
     def _fixed_shape(self, n: onnx.NodeProto) -> bool:
         """A Shape (or Size) of dimensions that are all fixed is a constant."""
@@ -295,7 +306,7 @@ class Model:
             a, b = (self._runtime_shapes(s) for s in self.probe_sizes())
             if a is not None and b is not None and tensor in a and tensor in b:
                 ran = (a[tensor], b[tensor])
-        return Value(tensor, shape, elem, kind, const, probes, ran)
+        return Value(tensor, shape, elem, kind, const, probes, ran, shared=tensor in self.shared)
 
     def node(self, index: int) -> OnnxNode:
         view = self._views.get(index)

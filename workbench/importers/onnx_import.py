@@ -60,6 +60,7 @@ class ImportResult:
         origin: node id -> the ONNX node it came from.
         check: the self-check's report, once :func:`~workbench.importers.selfcheck.check_import` ran.
         model: the model read (what the self-check compares with).
+        shared: model inputs read without a batch dimension (one tensor for every sample).
     """
 
     project: Project
@@ -72,6 +73,7 @@ class ImportResult:
     origin: dict[str, str] = field(default_factory=dict)
     check: CheckReport | None = None
     model: onnx.ModelProto | None = field(default=None, repr=False)
+    shared: frozenset[str] = frozenset()
 
 
 def _load(path: Path) -> onnx.ModelProto:
@@ -143,11 +145,36 @@ def _listing(unsupported: dict[str, list[str]]) -> str:
 
 
 def _import_ops(model: onnx.ModelProto, path: Path, allow_partial: bool) -> ImportResult:
+    """Batch-first (every input's first dimension the batch); when that reading fails, once more with
+    the inputs that cannot hold the same samples as the first read as shared (see ``shared_reading``)."""
+    from .mapping import shared_reading
+
+    try:
+        result = _read_ops(model, path, False, frozenset())
+    except OnnxImportError as exc:
+        shared = shared_reading(model)
+        if shared:
+            try:
+                result = _read_ops(model, path, False, shared)
+            except OnnxImportError:
+                pass
+            else:
+                names = ", ".join(repr(n) for n in sorted(shared))
+                result.notes.append(f"read with {names} shared by every sample (no batch dimension): the model "
+                                    "cannot be read with the batch first in every input")
+                return result
+        if not allow_partial or isinstance(exc, OnnxImportFileError):
+            raise
+        return _read_ops(model, path, True, frozenset())
+    return result
+
+
+def _read_ops(model: onnx.ModelProto, path: Path, allow_partial: bool, shared: frozenset[str]) -> ImportResult:
     from .mapping import MappingError, map_model
     from .model import Model, ModelError
 
     try:
-        mapped = map_model(Model(model, path), allow_partial)
+        mapped = map_model(Model(model, path, shared), allow_partial)
     except (ModelError, MappingError) as exc:
         raise OnnxImportError(f"{exc} (in {path})") from None
     if mapped.unsupported and not allow_partial:
@@ -160,9 +187,10 @@ def _import_ops(model: onnx.ModelProto, path: Path, allow_partial: bool) -> Impo
     for nid, pos in auto_layout(graph).items():
         graph.move(nid, pos)
     project = Project(graph, path.stem)
+    project.data["dataset"] = "none"  # the model came without its data: checking needs none, training asks
     tensors = _state_dict(graph, mapped.tensors, path)
     return ImportResult(project, tensors, lossless=False, unsupported=mapped.unsupported, notes=mapped.notes,
-                        tensor_map=mapped.tensor_map, origin=mapped.origin)
+                        tensor_map=mapped.tensor_map, origin=mapped.origin, shared=shared)
 
 
 def _state_dict(graph: Graph, raw: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:

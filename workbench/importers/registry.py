@@ -61,6 +61,9 @@ class Value:
     probes: tuple[np.ndarray, np.ndarray] | None = None
     ran: tuple[tuple[int, ...], tuple[int, ...]] | None = None
     """For a data tensor whose shape inference lost: its shape at the two probe settings, from a run."""
+    shared: bool = False
+    """A data tensor computed from shared model inputs only (read without a batch dimension: every
+    ONNX axis is a real one, and one tensor serves every sample)."""
 
     def fixed(self) -> np.ndarray | None:
         """The value when it is known at import time: a constant, or a shape-derived value that is

@@ -27,6 +27,11 @@ from .spec import (
 
 
 def _input_shape(p: dict[str, Any], ins: list[Shape]) -> list[Shape]:
+    if not p["batched"]:
+        if not p["shape"]:
+            raise LayerShapeError("a shared (not batched) Input is given whole: it needs a shape of at least one "
+                                  "dimension", param="shape")
+        return [tuple(p["shape"])]
     return [("N", *p["shape"])]
 
 
@@ -36,11 +41,14 @@ register(
         name="Input",
         category="Input/Output",
         doc="A model input. Output: [N, *shape]; N is the symbolic batch, a name like T a symbolic length. "
-            "An empty shape is one value per sample ([N]).",
+            "An empty shape is one value per sample ([N]). Not batched: one tensor of exactly this shape, shared by "
+            "every sample.",
         params=(
             ShapeParam("shape", (1, 8, 8), "shape without the batch dimension; use T for a variable length"),
             ChoiceParam("dtype", "float32", "element type: int64 for token ids; float64 makes the whole model "
                         "compute in float64 (its parameters too)", choices=("float32", "float64", "int64")),
+            BoolParam("batched", True, "the tensor has the batch dimension first; off: one tensor shared by every "
+                      "sample, given whole (its shape has no N, like a Parameter's)"),
         ),
         inputs=(),
         infer=_input_shape,

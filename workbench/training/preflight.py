@@ -458,6 +458,9 @@ def preflight_training(project: Any, training: dict[str, Any], data_cfg: dict[st
 
         raise CompileError(si.errors())
     issues = graph_issues(project.graph, si) + settings_issues(data_cfg, training) + task_issues(project, training)
+    issues += [Issue(f'Input "{n.name}" is not batched (one tensor shared by every sample), but training feeds '
+                     "every Input batches of samples: turn its batched setting on", n.name, "batched")
+               for n in project.graph.inputs() if not n.params.get("batched", True)]
     data = describe_dataset(data_cfg)
     issues += [] if issues else preflight(project, data, training, data_cfg)
     if issues:

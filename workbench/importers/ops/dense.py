@@ -8,7 +8,7 @@ from ..registry import CONST, DATA, Emission, ModelView, OnnxNode, Unsupported, 
 from .common import Build, data_users, first_out, rank_of
 
 
-@converter("Gemm", targets=("Linear", "MatMul"))
+@converter("Gemm", targets=("Linear", "MatMul", "Unsqueeze", "Squeeze", "Add"))
 def gemm(node: OnnxNode) -> Emission:
     a, bw = node.inputs[0], node.inputs[1]
     assert a is not None and bw is not None
@@ -16,6 +16,8 @@ def gemm(node: OnnxNode) -> Emission:
         raise Unsupported("transA=1 (the batch would become a matrix dimension)")
     alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
     if bw.const is None:
+        if bw.shared and not a.shared:
+            return _times_shared(node, alpha, beta)
         raise Unsupported("a weight B computed at run time (multiplying two data matrices of rank 2 would mix "
                           "the samples of a batch)")
     w = bw.const if int(node.attr("transB", 0)) else bw.const.T
@@ -35,6 +37,23 @@ def gemm(node: OnnxNode) -> Emission:
     weights = {"weight": np.ascontiguousarray(w)} | ({"bias": bias} if bias is not None else {})
     return one("Linear", node, {"out_features": int(w.shape[0]), "bias": bias is not None}, weights=weights,
                name=node.hint(1))
+
+
+def _times_shared(node: OnnxNode, alpha: float, beta: float) -> Emission:
+    """``A @ B (+ C)`` with B a shared input (one matrix for every sample): each sample's row times B,
+    as ``[N, 1, k] @ [k, m]``; C, when given at run time, is added (broadcast like ONNX's)."""
+    a, bw, c = node.inputs[0], node.inputs[1], node.input(2)
+    assert a is not None and bw is not None
+    if int(node.attr("transB", 0)) or alpha != 1.0:
+        raise Unsupported("a shared B that is transposed or scaled (transB=1 or alpha != 1)")
+    b = Build(node)
+    row = b.add("Unsqueeze", {"dim": 1}, (a.name,))
+    y = b.add("Squeeze", {"dims": [1]}, (b.add("MatMul", {}, (row, bw.name)),))
+    if c is not None and beta != 0.0:
+        if c.kind != DATA or beta != 1.0:
+            raise Unsupported("a bias C that is a constant or scaled (beta != 1) beside a shared B")
+        y = b.add("Add", {"broadcast": True}, (y, c.name))
+    return b.output(y, first_out(node))
 
 
 @recogniser("MatMul", priority=-5, targets=("Linear",))

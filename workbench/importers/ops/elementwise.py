@@ -82,7 +82,7 @@ def _constant_operand(node: OnnxNode, a: Value, c: Value) -> Emission:
             return one("ScaleBias", node, {"dim": dim, "scale": scale, "bias": not scale}, inputs=(x.name,),
                        weights={"weight" if scale else "bias": tensor})
     b = Build(node)
-    if value is not None and value.ndim > 0:
+    if value is not None and value.ndim > 0 and not x.shared:  # a shared x has no batch: any constant broadcasts
         aligned = (1,) * max(0, rank - value.ndim) + tuple(value.shape)
         if len(aligned) >= rank and aligned[len(aligned) - rank] != 1:
             raise Unsupported(f"a constant operand of shape {list(value.shape)} that varies along the batch")
