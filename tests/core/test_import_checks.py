@@ -148,7 +148,10 @@ def test_the_self_check_passes_at_two_batch_sizes(tmp_path: Path) -> None:
 @pytest.fixture
 def relu_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
     """A broken converter (Relu mapped to Tanh): what the self-check is there to catch."""
-    from workbench.importers import registry
+    from workbench.importers import (
+        ops,  # noqa: F401  (registers the converters: run alone, nothing has imported them yet)
+        registry,
+    )
 
     entries = registry._CONVERTERS[("", "Relu")]
     monkeypatch.setitem(registry._CONVERTERS, ("", "Relu"),
