@@ -190,3 +190,31 @@ def test_an_old_opset_is_checked_on_the_upgraded_model(tmp_path: Path) -> None:
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     report = check_import(import_onnx(path))
     assert report.ok and "upgraded from opset 6" in report.reference
+
+
+def test_the_check_reuses_the_import_compile_only_while_the_project_is_unchanged(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    import workbench.importers.onnx_import as onnx_import
+
+    result = import_onnx(_chain(tmp_path))
+    compiles: list[int] = []
+    real = onnx_import.compile_graph
+    monkeypatch.setattr(onnx_import, "compile_graph", lambda g, *a, **k: compiles.append(1) or real(g, *a, **k))
+    assert check_import(result).ok and compiles == []  # the module the import compiled
+    first = result.compiled().module
+    with torch.no_grad():
+        first.fc.weight.zero_()  # what a caller does to the module does not reach the next one
+    assert result.compiled().module is first and first.fc.weight.abs().sum() > 0 and compiles == []
+
+    # an edit after the import: act -> Tanh -> out; the check compiles the project as it is now
+    graph = result.project.graph
+    act, out = graph.by_name("act"), graph.by_name("out")
+    edge = graph.edge_into(out.id, "x")
+    assert edge is not None and edge.src == act.id
+    graph.disconnect(edge)
+    tanh = graph.add_node("Tanh", {}, "extra")
+    graph.connect(act.id, "y", tanh.id, "x")
+    graph.connect(tanh.id, "y", out.id, "x")
+    report = check_import(result)
+    assert compiles == [1] and not report.ok
+    assert report.divergence is not None and report.divergence.onnx_node == "/out/Sigmoid"

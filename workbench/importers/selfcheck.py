@@ -207,9 +207,7 @@ def _check(result: ImportResult, model: onnx.ModelProto | None) -> CheckReport:
     if not graph.outputs():
         report.skipped = "the imported graph has no Output"
         return report
-    compiled = compile_graph(graph)
-    _load_state(compiled.module, result.tensors)
-    module = compiled.module.eval()
+    module = result.compiled().module.eval()  # the import's own compile while the project is unchanged
     initialized = {i.name for i in model.graph.initializer}
     inputs = [vi for vi in model.graph.input if vi.name not in initialized]
     symbols = sorted({d.dim_param for vi in inputs for i, d in enumerate(vi.type.tensor_type.shape.dim)
