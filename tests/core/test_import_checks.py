@@ -218,3 +218,18 @@ def test_the_check_reuses_the_import_compile_only_while_the_project_is_unchanged
     report = check_import(result)
     assert compiles == [1] and not report.ok
     assert report.divergence is not None and report.divergence.onnx_node == "/out/Sigmoid"
+
+
+def test_the_check_runs_torch_on_one_thread_and_gives_the_count_back(tmp_path: Path, monkeypatch) -> None:
+    from workbench.importers import selfcheck
+
+    seen: list[int] = []
+    real = selfcheck._ours
+    monkeypatch.setattr(selfcheck, "_ours", lambda *a: seen.append(torch.get_num_threads()) or real(*a))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        assert check_import(import_onnx(_chain(tmp_path))).ok
+        assert seen == [1, 1] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,9 @@ class _Reference:
 
     @staticmethod
     def _session(model: onnx.ModelProto) -> Any:
-        return cpu_session(model.SerializeToString())  # quiet: old opsets draw warnings on every session
+        # quiet: old opsets draw warnings on every session.  One thread (see _one_thread): with a pool,
+        # onnxruntime's threads spin after each run and take the core our own forward then needs
+        return cpu_session(model.SerializeToString(), threads=1)
 
     def _runner(self, model: onnx.ModelProto) -> tuple[str, Any]:
         errors = []
@@ -190,9 +193,26 @@ def check_import(result: ImportResult, model: onnx.ModelProto | None = None) -> 
     The report says ``ok`` only when every probe matched; nothing raises for a mismatch (the caller
     decides: ``workbench import`` refuses unless ``--allow-mismatch``).
     """
-    report = _check(result, model if model is not None else result.model)
+    with _one_thread():
+        report = _check(result, model if model is not None else result.model)
     result.check = report
     return report
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch on one thread meanwhile (the check runs in the importing process: CLI, GUI job).
+
+    The probes are batches of 2 and 3: too little work per op to share out, and when the other
+    cores are busy (a training run, the editor) threads that wait for one another cost far more:
+    a 500-node model's two forwards took 1-3 s instead of 50 ms on a loaded 2-core machine.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _check(result: ImportResult, model: onnx.ModelProto | None) -> CheckReport:
