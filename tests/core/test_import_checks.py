@@ -233,3 +233,45 @@ def test_the_check_runs_torch_on_one_thread_and_gives_the_count_back(tmp_path: P
         assert seen == [1, 1] and torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(threads)
+
+
+def _fixed_batch(tmp: Path, reshape: bool = False) -> Path:
+    """The chain exported at batch 2 (no symbolic batch); ``reshape``: a Reshape that fixes it for good."""
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 5)).astype(np.float32), "fc.weight"),
+             numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "fc.bias"),
+             numpy_helper.from_array(np.array([2, 2, 2], dtype=np.int64), "shape")]
+    nodes = [helper.make_node("Gemm", ["x", "fc.weight", "fc.bias"], ["h"], transB=1, name="/fc/Gemm"),
+             helper.make_node("Relu", ["h"], ["y"], name="/act/Relu")]
+    if reshape:
+        nodes.append(helper.make_node("Reshape", ["y", "shape"], ["z"], name="/view/Reshape"))
+    out = vi("z", [2, 2, 2]) if reshape else vi("y", [2, 4])
+    return save(tmp, nodes, [vi("x", [2, 5])], [out], inits[:3] if reshape else inits[:2])
+
+
+def test_a_model_exported_at_a_fixed_batch_is_checked_at_another_too(tmp_path: Path) -> None:
+    report = check_import(import_onnx(_fixed_batch(tmp_path)))
+    assert report.ok and [p.label for p in report.probes] == ["batch 2", "batch 3"] and not report.notes
+    report = check_import(import_onnx(_fixed_batch(tmp_path, reshape=True)))
+    assert report.ok and [p.label for p in report.probes] == ["batch 2"]
+    assert report.notes == ["the model fixes its batch size (2): checked at that size only"]
+
+
+def test_a_mismatch_at_a_fixed_batch_is_located(tmp_path: Path, relu_is_wrong: None) -> None:
+    report = check_import(import_onnx(_fixed_batch(tmp_path)))
+    assert [p.ok for p in report.probes] == [False, False]
+    assert report.divergence is not None and report.divergence.onnx_node == "/act/Relu"
+    assert report.divergence.probe == "batch 2"
+
+
+def test_our_side_runs_again_when_the_reference_is_fed_otherwise(tmp_path: Path, monkeypatch) -> None:
+    # our side runs early, on inputs made from the model; were the reference's not the same, it runs again
+    from workbench.importers import selfcheck
+
+    calls: list[int] = []
+    real = selfcheck._ours
+    monkeypatch.setattr(selfcheck, "_ours", lambda m, feeds: calls.append(1) or real(m, feeds))
+    assert check_import(import_onnx(_chain(tmp_path))).ok and len(calls) == 2
+    monkeypatch.setattr(selfcheck, "_same", lambda a, b: False)
+    report = check_import(import_onnx(_chain(tmp_path)))
+    assert report.ok and len(calls) == 2 + 4 and [p.label for p in report.probes] == ["batch 2", "batch 3"]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -227,20 +228,29 @@ def _check(result: ImportResult, model: onnx.ModelProto | None) -> CheckReport:
     if not graph.outputs():
         report.skipped = "the imported graph has no Output"
         return report
-    module = result.compiled().module.eval()  # the import's own compile while the project is unchanged
     initialized = {i.name for i in model.graph.initializer}
     inputs = [vi for vi in model.graph.input if vi.name not in initialized]
     symbols = sorted({d.dim_param for vi in inputs for i, d in enumerate(vi.type.tensor_type.shape.dim)
                       if i and d.dim_param})
     fixed_batch = all(vi.type.tensor_type.shape.dim[0].HasField("dim_value") for vi in inputs)
-    reference = _Reference(model)
-    report.reference = reference.label
     vocab = _vocab(result)
+    plan = [({s: 4 + 2 * k + i for i, s in enumerate(symbols)}, None if fixed_batch and k == 0 else batch)
+            for k, batch in enumerate((2, 3))]  # (lengths, batch asked for) of each probe
+    # onnxruntime builds its session (lets go of the GIL) while our side runs on the same inputs:
+    # they are made from the model's own inputs, the reference's are checked to be the same below
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_Reference, model)
+        module = result.compiled().module.eval()  # the import's own compile while the project is unchanged
+        early = []
+        for k, (lengths, asked) in enumerate(plan):
+            feeds = _inputs(model, asked, lengths, vocab, np.random.default_rng(k))[0]
+            early.append((feeds, _attempt(_ours, module, feeds)))
+        reference = pending.result()
+    report.reference = reference.label
     free: _Reference | None = None
     runs: list[tuple[_Reference, int | None, dict[str, int]]] = []
     for k, batch in enumerate((2, 3)):
-        lengths = {s: 4 + 2 * k + i for i, s in enumerate(symbols)}
-        asked = None if fixed_batch and k == 0 else batch
+        lengths, asked = plan[k]
         feeds, overridden = _inputs(reference.model, asked, lengths, vocab, np.random.default_rng(k))
         runner = reference
         try:
@@ -256,13 +266,28 @@ def _check(result: ImportResult, model: onnx.ModelProto | None) -> CheckReport:
         if overridden and (not refs or any(r.ndim == 0 or r.shape[0] != batch for r in refs)):
             report.notes.append(f"the model fixes its batch size ({_batch_of(model)}): checked at that size only")
             continue
-        report.probes.append(_probe(_label(feeds, lengths), _ours(module, feeds), refs))
+        ours = early[k][1] if _same(feeds, early[k][0]) else _attempt(_ours, module, feeds)
+        if isinstance(ours, Exception):
+            raise ours  # where it was raised: what running the project did before there was a report
+        report.probes.append(_probe(_label(feeds, lengths), ours, refs))
         runs.append((runner, asked, lengths))
     if not report.ok and report.probes:
         index = next(i for i, p in enumerate(report.probes) if not p.ok)
         runner, batch, lengths = runs[index]
         report.divergence = _locate(result, model, runner, batch, lengths, vocab, index, report.probes[index].label)
     return report
+
+
+def _attempt(fn: Callable[..., list[np.ndarray]], *args: Any) -> list[np.ndarray] | Exception:
+    """``fn(*args)``, or what it raised (raised again only where the result is used)."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return exc
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return list(a) == list(b) and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
 
 
 def _label(feeds: dict[str, np.ndarray], lengths: dict[str, int]) -> str:
