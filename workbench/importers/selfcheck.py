@@ -32,15 +32,16 @@ from .report import ATOL, RTOL, CheckReport, Divergence, Probe
 class _Reference:
     """Runs the original model: onnxruntime, upgraded when its opset is too old, else onnx.reference."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, quiet: int = 3) -> None:
+        """``quiet``: onnxruntime's lowest severity logged (4: not even the errors of a failing run)."""
         self.model = model
+        self.quiet = quiet
         self.label, self._run = self._runner(model)
 
-    @staticmethod
-    def _session(model: onnx.ModelProto) -> Any:
+    def _session(self, model: onnx.ModelProto) -> Any:
         # quiet: old opsets draw warnings on every session.  One thread (see _one_thread): with a pool,
         # onnxruntime's threads spin after each run and take the core our own forward then needs
-        return cpu_session(model.SerializeToString(), threads=1)
+        return cpu_session(model.SerializeToString(), threads=1, quiet=self.quiet)
 
     def _runner(self, model: onnx.ModelProto) -> tuple[str, Any]:
         errors = []
@@ -85,7 +86,7 @@ class _Reference:
         have = {o.name for o in model.graph.output}
         model.graph.output.extend(onnx.helper.make_tensor_value_info(n, elems.get(n) or onnx.TensorProto.FLOAT, None)
                                   for n in names if n not in have)
-        return _Reference(model)
+        return _Reference(model, self.quiet)
 
 
 def _per_channel_slopes(model: onnx.ModelProto) -> None:
@@ -111,7 +112,11 @@ def _per_channel_slopes(model: onnx.ModelProto) -> None:
 
 
 def _free_batch(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose inputs' first dimension is symbolic (a model exported at a fixed batch size)."""
+    """A copy whose inputs' first dimension is symbolic (a model exported at a fixed batch size).
+
+    Its runner is quiet: a model that fixes its batch inside fails to run at another, which the
+    report notes; onnxruntime would log that failure on the user's terminal too.
+    """
     free = onnx.ModelProto()
     free.CopyFrom(model)
     initialized = {i.name for i in free.graph.initializer}
@@ -255,7 +260,7 @@ def _check(result: ImportResult, model: onnx.ModelProto | None) -> CheckReport:
         runner = reference
         try:
             if overridden:
-                free = free or _Reference(_free_batch(reference.model))
+                free = free or _Reference(_free_batch(reference.model), quiet=4)
                 runner = free
             refs = runner.run(feeds)
         except Exception as exc:
