@@ -276,3 +276,16 @@ def test_our_side_runs_again_when_the_reference_is_fed_otherwise(tmp_path: Path,
     monkeypatch.setattr(selfcheck, "_same", lambda a, b: False)
     report = check_import(import_onnx(_chain(tmp_path)))
     assert report.ok and len(calls) == 2 + 4 and [p.label for p in report.probes] == ["batch 2", "batch 3"]
+
+
+def test_a_free_batch_copy_that_cannot_be_built_leaves_the_check_at_the_fixed_size(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    from workbench.importers import selfcheck
+
+    def broken(model: onnx.ModelProto) -> onnx.ModelProto:
+        raise ValueError("no free batch")
+
+    monkeypatch.setattr(selfcheck, "_free_batch", broken)
+    report = check_import(import_onnx(_fixed_batch(tmp_path)))
+    assert report.ok and [p.label for p in report.probes] == ["batch 2"]
+    assert report.notes == ["the model fixes its batch size (2): checked at that size only"]
