@@ -2,9 +2,10 @@
 
 The model is a residual CNN written with ``onnx.helper`` (Conv / BatchNormalization / Relu / Add
 blocks, global pooling, a Gemm head), as converted models look.  "Import" is ``import_onnx`` (read,
-analyse, map, lay out); "import + check" adds ``check_import`` (compile the project, run it and the
-original under onnxruntime at two batch sizes, compare).  Target: the check costs at most as much
-as the import itself (the two together <= 2x the import).  Medians of interleaved runs.
+analyse, map, compile to name the weights, lay out); "import + check" adds ``check_import`` (load
+the weights into the module the import compiled, run it and the original under onnxruntime at two
+batch sizes, compare).  Target: the check costs at most as much as the import itself (the two
+together <= 2x the import).  Medians of interleaved runs.
 """
 
 from __future__ import annotations

@@ -129,6 +129,8 @@ def test_a_matrix_product_with_a_shared_right_operand_multiplies_each_sample(tmp
     assert result.shared == {"b", "c"}
     report = check_import(result)
     assert report.ok, report.text()
+    # the samples' batch is varied (the model fixed it at 2); the shared operands keep their shapes
+    assert [p.label for p in report.probes] == ["batch 2", "batch 3"] and not report.notes
     rng = np.random.default_rng(4)
     xs = [rng.standard_normal(s).astype(np.float32) for s in ((2, 3), (3, 4), (4,))]
     np.testing.assert_allclose(imported_outputs(path, *xs)[0], onnxruntime_outputs(path, *xs)[0], atol=1e-6)
@@ -145,7 +147,9 @@ def test_a_fixed_size_input_that_a_constant_varies_along_its_first_dimension_is_
     assert node.params["batched"] is False and list(node.params["shape"]) == [2, 2]
     x = np.array([[0.1, -0.2], [0.3, -4.0]], np.float32)
     np.testing.assert_allclose(imported_outputs(path, x)[0], onnxruntime_outputs(path, x)[0], atol=1e-7)
-    assert check_import(result).ok
+    report = check_import(result)
+    assert report.ok and [p.label for p in report.probes] == ["fixed shapes, draw 1", "fixed shapes, draw 2"]
+    assert not report.notes  # no batch to fix: nothing was left unchecked
 
 
 def test_a_shared_input_read_by_an_op_with_axes_keeps_the_batch_first_refusal(tmp_path: Path) -> None:
@@ -214,7 +218,10 @@ def test_the_self_check_passes_at_two_batch_sizes(tmp_path: Path) -> None:
 @pytest.fixture
 def relu_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
     """A broken converter (Relu mapped to Tanh): what the self-check is there to catch."""
-    from workbench.importers import registry
+    from workbench.importers import (
+        ops,  # noqa: F401  (registers the converters: run alone, nothing has imported them yet)
+        registry,
+    )
 
     entries = registry._CONVERTERS[("", "Relu")]
     monkeypatch.setitem(registry._CONVERTERS, ("", "Relu"),
@@ -268,3 +275,102 @@ def test_an_imported_model_has_no_dataset_so_check_passes_and_training_asks_for_
     assert "its fit to the model was not checked" in capsys.readouterr().out
     assert cli_main(["train", str(out), "--epochs", "1"]) != 0
     assert "data.dataset: no dataset is set" in capsys.readouterr().err
+
+
+def test_the_check_reuses_the_import_compile_only_while_the_project_is_unchanged(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    import workbench.importers.onnx_import as onnx_import
+
+    result = import_onnx(_chain(tmp_path))
+    compiles: list[int] = []
+    real = onnx_import.compile_graph
+    monkeypatch.setattr(onnx_import, "compile_graph", lambda g, *a, **k: compiles.append(1) or real(g, *a, **k))
+    assert check_import(result).ok and compiles == []  # the module the import compiled
+    first = result.compiled().module
+    with torch.no_grad():
+        first.fc.weight.zero_()  # what a caller does to the module does not reach the next one
+    assert result.compiled().module is first and first.fc.weight.abs().sum() > 0 and compiles == []
+
+    # an edit after the import: act -> Tanh -> out; the check compiles the project as it is now
+    graph = result.project.graph
+    act, out = graph.by_name("act"), graph.by_name("out")
+    edge = graph.edge_into(out.id, "x")
+    assert edge is not None and edge.src == act.id
+    graph.disconnect(edge)
+    tanh = graph.add_node("Tanh", {}, "extra")
+    graph.connect(act.id, "y", tanh.id, "x")
+    graph.connect(tanh.id, "y", out.id, "x")
+    report = check_import(result)
+    assert compiles == [1] and not report.ok
+    assert report.divergence is not None and report.divergence.onnx_node == "/out/Sigmoid"
+
+
+def test_the_check_runs_torch_on_one_thread_and_gives_the_count_back(tmp_path: Path, monkeypatch) -> None:
+    from workbench.importers import selfcheck
+
+    seen: list[int] = []
+    real = selfcheck._ours
+    monkeypatch.setattr(selfcheck, "_ours", lambda *a: seen.append(torch.get_num_threads()) or real(*a))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        assert check_import(import_onnx(_chain(tmp_path))).ok
+        assert seen == [1, 1] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fixed_batch(tmp: Path, reshape: bool = False) -> Path:
+    """The chain exported at batch 2 (no symbolic batch); ``reshape``: a Reshape that fixes it for good."""
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 5)).astype(np.float32), "fc.weight"),
+             numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "fc.bias"),
+             numpy_helper.from_array(np.array([2, 2, 2], dtype=np.int64), "shape")]
+    nodes = [helper.make_node("Gemm", ["x", "fc.weight", "fc.bias"], ["h"], transB=1, name="/fc/Gemm"),
+             helper.make_node("Relu", ["h"], ["y"], name="/act/Relu")]
+    if reshape:
+        nodes.append(helper.make_node("Reshape", ["y", "shape"], ["z"], name="/view/Reshape"))
+    out = vi("z", [2, 2, 2]) if reshape else vi("y", [2, 4])
+    return save(tmp, nodes, [vi("x", [2, 5])], [out], inits[:3] if reshape else inits[:2])
+
+
+def test_a_model_exported_at_a_fixed_batch_is_checked_at_another_too(tmp_path: Path, capfd) -> None:
+    report = check_import(import_onnx(_fixed_batch(tmp_path)))
+    assert report.ok and [p.label for p in report.probes] == ["batch 2", "batch 3"] and not report.notes
+    report = check_import(import_onnx(_fixed_batch(tmp_path, reshape=True)))
+    assert report.ok and [p.label for p in report.probes] == ["batch 2"]
+    assert report.notes == ["the model fixes its batch size (2): checked at that size only"]
+    assert "Reshape" not in capfd.readouterr().err  # the note says it; onnxruntime's log of the failure does not
+
+
+def test_a_mismatch_at_a_fixed_batch_is_located(tmp_path: Path, relu_is_wrong: None) -> None:
+    report = check_import(import_onnx(_fixed_batch(tmp_path)))
+    assert [p.ok for p in report.probes] == [False, False]
+    assert report.divergence is not None and report.divergence.onnx_node == "/act/Relu"
+    assert report.divergence.probe == "batch 2"
+
+
+def test_our_side_runs_again_when_the_reference_is_fed_otherwise(tmp_path: Path, monkeypatch) -> None:
+    # our side runs early, on inputs made from the model; were the reference's not the same, it runs again
+    from workbench.importers import selfcheck
+
+    calls: list[int] = []
+    real = selfcheck._ours
+    monkeypatch.setattr(selfcheck, "_ours", lambda m, feeds: calls.append(1) or real(m, feeds))
+    assert check_import(import_onnx(_chain(tmp_path))).ok and len(calls) == 2
+    monkeypatch.setattr(selfcheck, "_same", lambda a, b: False)
+    report = check_import(import_onnx(_chain(tmp_path)))
+    assert report.ok and len(calls) == 2 + 4 and [p.label for p in report.probes] == ["batch 2", "batch 3"]
+
+
+def test_a_free_batch_copy_that_cannot_be_built_leaves_the_check_at_the_fixed_size(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    from workbench.importers import selfcheck
+
+    def broken(model: onnx.ModelProto) -> onnx.ModelProto:
+        raise ValueError("no free batch")
+
+    monkeypatch.setattr(selfcheck, "_free_batch", broken)
+    report = check_import(import_onnx(_fixed_batch(tmp_path)))
+    assert report.ok and [p.label for p in report.probes] == ["batch 2"]
+    assert report.notes == ["the model fixes its batch size (2): checked at that size only"]

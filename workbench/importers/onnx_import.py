@@ -21,7 +21,7 @@ import torch
 from onnx import numpy_helper
 
 from ..bulk import gc_paused
-from ..compiler import compile_graph
+from ..compiler import Compiled, compile_graph
 from ..errors import InputError, WorkbenchError
 from ..fileio import refuse_overwriting_inputs
 from ..graph import Graph
@@ -74,6 +74,27 @@ class ImportResult:
     check: CheckReport | None = None
     model: onnx.ModelProto | None = field(default=None, repr=False)
     shared: frozenset[str] = frozenset()
+    _compiled: tuple[str, Compiled] | None = field(default=None, repr=False, compare=False)
+
+    def compiled(self) -> Compiled:
+        """The project compiled, with :attr:`tensors` loaded (the self-check's and ``write_import``'s module).
+
+        The import compiled the project already (to name and shape its weights); that module is
+        reused while the project is unchanged since: on a large graph compiling costs about as
+        much as the rest of the import.  Every call loads :attr:`tensors` again, so what a caller
+        did to the weights does not reach the next one.
+        """
+        key = _fingerprint(self.project)
+        if self._compiled is None or self._compiled[0] != key:
+            self._compiled = (key, compile_graph(self.project.graph))
+        compiled = self._compiled[1]
+        _load_state(compiled.module, self.tensors)
+        return compiled
+
+
+def _fingerprint(project: Project) -> str:
+    """What compiling ``project`` depends on (its graph and block definitions), as text."""
+    return json.dumps([project.graph.to_dict(), project.blocks.to_dict()], default=repr)
 
 
 def _load(path: Path) -> onnx.ModelProto:
@@ -115,6 +136,8 @@ def import_onnx(path: str | Path, allow_partial: bool = False) -> ImportResult:
         result = _import_own(meta[PROJECT_KEY], inits, path)
     if result is None:
         result = _import_ops(model, path, allow_partial)
+    if result._compiled is not None:  # keyed only now: nothing changes the project from here on
+        result._compiled = (_fingerprint(result.project), result._compiled[1])
     result.source = path
     result.model = model
     return result
@@ -126,8 +149,8 @@ def _import_own(doc: str, inits: dict[str, np.ndarray], path: Path) -> ImportRes
         project = project_from_dict(json.loads(doc), str(path))
     except (WorkbenchError, ValueError):
         return None
-    module = compile_graph(project.graph).module
-    state = module.state_dict()
+    compiled = compile_graph(project.graph)
+    state = compiled.module.state_dict()
     tensors = {}
     for key, value in state.items():
         if key in inits and tuple(inits[key].shape) == tuple(value.shape):
@@ -136,7 +159,8 @@ def _import_own(doc: str, inits: dict[str, np.ndarray], path: Path) -> ImportRes
             tensors[key] = torch.zeros((), dtype=torch.long)
         else:
             return None  # weights not recoverable by name: read it op by op instead
-    return ImportResult(project, tensors, lossless=True, notes=["lossless: a Neural Workbench export"])
+    return ImportResult(project, tensors, lossless=True, notes=["lossless: a Neural Workbench export"],
+                        _compiled=("", compiled))
 
 
 def _listing(unsupported: dict[str, list[str]]) -> str:
@@ -188,15 +212,17 @@ def _read_ops(model: onnx.ModelProto, path: Path, allow_partial: bool, shared: f
         graph.move(nid, pos)
     project = Project(graph, path.stem)
     project.data["dataset"] = "none"  # the model came without its data: checking needs none, training asks
-    tensors = _state_dict(graph, mapped.tensors, path)
+    tensors, compiled = _state_dict(graph, mapped.tensors, path)
     return ImportResult(project, tensors, lossless=False, unsupported=mapped.unsupported, notes=mapped.notes,
-                        tensor_map=mapped.tensor_map, origin=mapped.origin, shared=shared)
+                        tensor_map=mapped.tensor_map, origin=mapped.origin, shared=shared,
+                        _compiled=("", compiled) if compiled is not None else None)
 
 
-def _state_dict(graph: Graph, raw: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
-    """Converter tensors (keyed by node id) -> the compiled module's state_dict keys."""
+def _state_dict(graph: Graph, raw: dict[str, torch.Tensor],
+                path: Path) -> tuple[dict[str, torch.Tensor], Compiled | None]:
+    """Converter tensors (keyed by node id) -> the compiled module's state_dict keys; and that module."""
     if not graph.outputs():
-        return {}
+        return {}, None
     from ..errors import CompileError
 
     try:
@@ -219,7 +245,7 @@ def _state_dict(graph: Graph, raw: dict[str, torch.Tensor], path: Path) -> dict[
             raise OnnxImportError(f'weights of "{graph.nodes[nid].name}" {pname} have shape {list(t.shape)}, '
                                   f"the layer needs {list(value.shape)}")
         out[key] = t.to(value.dtype)
-    return out
+    return out, compiled
 
 
 def _load_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
@@ -251,8 +277,6 @@ def write_import(result: ImportResult, project_path: str | Path) -> Path:
     project.name = project.name or project_path.stem
     if result.tensors:
         weights = project_path.with_suffix(".safetensors")
-        compiled = compile_graph(project.graph).module
-        _load_state(compiled, result.tensors)
-        save_weights(compiled, weights, {"source": "onnx import"})
+        save_weights(result.compiled().module, weights, {"source": "onnx import"})
         project.weights = weights.name
     return save_project(project, project_path)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -30,13 +32,16 @@ from .report import ATOL, RTOL, CheckReport, Divergence, Probe
 class _Reference:
     """Runs the original model: onnxruntime, upgraded when its opset is too old, else onnx.reference."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, quiet: int = 3) -> None:
+        """``quiet``: onnxruntime's lowest severity logged (4: not even the errors of a failing run)."""
         self.model = model
+        self.quiet = quiet
         self.label, self._run = self._runner(model)
 
-    @staticmethod
-    def _session(model: onnx.ModelProto) -> Any:
-        return cpu_session(model.SerializeToString())  # quiet: old opsets draw warnings on every session
+    def _session(self, model: onnx.ModelProto) -> Any:
+        # quiet: old opsets draw warnings on every session.  One thread (see _one_thread): with a pool,
+        # onnxruntime's threads spin after each run and take the core our own forward then needs
+        return cpu_session(model.SerializeToString(), threads=1, quiet=self.quiet)
 
     def _runner(self, model: onnx.ModelProto) -> tuple[str, Any]:
         errors = []
@@ -81,7 +86,7 @@ class _Reference:
         have = {o.name for o in model.graph.output}
         model.graph.output.extend(onnx.helper.make_tensor_value_info(n, elems.get(n) or onnx.TensorProto.FLOAT, None)
                                   for n in names if n not in have)
-        return _Reference(model)
+        return _Reference(model, self.quiet)
 
 
 def _per_channel_slopes(model: onnx.ModelProto) -> None:
@@ -106,13 +111,17 @@ def _per_channel_slopes(model: onnx.ModelProto) -> None:
                         vi.type.tensor_type.elem_type, shaped.shape).tensor_type.shape)
 
 
-def _free_batch(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose inputs' first dimension is symbolic (a model exported at a fixed batch size)."""
+def _free_batch(model: onnx.ModelProto, shared: frozenset[str] = frozenset()) -> onnx.ModelProto:
+    """A copy whose inputs' first dimension is symbolic (a model exported at a fixed batch size).
+
+    Its runner is quiet: a model that fixes its batch inside fails to run at another, which the
+    report notes; onnxruntime would log that failure on the user's terminal too.
+    """
     free = onnx.ModelProto()
     free.CopyFrom(model)
     initialized = {i.name for i in free.graph.initializer}
     for vi in free.graph.input:
-        if vi.name not in initialized and vi.type.tensor_type.shape.dim:
+        if vi.name not in initialized and vi.name not in shared and vi.type.tensor_type.shape.dim:
             vi.type.tensor_type.shape.dim[0].dim_param = "batch"
     del free.graph.value_info[:]
     for vi in free.graph.output:
@@ -145,8 +154,9 @@ def _difference(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float, bool, 
 
 
 def _inputs(model: onnx.ModelProto, batch: int | None, lengths: dict[str, int], vocab: int,
-            rng: np.random.Generator) -> tuple[dict[str, np.ndarray], bool]:
-    """Seeded inputs; the second value says whether a fixed batch size was overridden."""
+            rng: np.random.Generator, shared: frozenset[str] = frozenset()) -> tuple[dict[str, np.ndarray], bool]:
+    """Seeded inputs; the second value says whether a fixed batch size was overridden.  A shared
+    input (read without a batch) keeps every dimension it has."""
     initialized = {i.name for i in model.graph.initializer}
     feeds: dict[str, np.ndarray] = {}
     overridden = False
@@ -156,7 +166,7 @@ def _inputs(model: onnx.ModelProto, batch: int | None, lengths: dict[str, int], 
         t = vi.type.tensor_type
         dims = []
         for i, d in enumerate(t.shape.dim):
-            if i == 0 and batch is not None:
+            if i == 0 and batch is not None and vi.name not in shared:
                 overridden |= d.HasField("dim_value") and d.dim_value != batch
                 dims.append(batch)
             elif d.HasField("dim_value") and d.dim_value > 0:
@@ -190,9 +200,26 @@ def check_import(result: ImportResult, model: onnx.ModelProto | None = None) -> 
     The report says ``ok`` only when every probe matched; nothing raises for a mismatch (the caller
     decides: ``workbench import`` refuses unless ``--allow-mismatch``).
     """
-    report = _check(result, model if model is not None else result.model)
+    with _one_thread():
+        report = _check(result, model if model is not None else result.model)
     result.check = report
     return report
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch on one thread meanwhile (the check runs in the importing process: CLI, GUI job).
+
+    The probes are batches of 2 and 3: too little work per op to share out, and when the other
+    cores are busy (a training run, the editor) threads that wait for one another cost far more:
+    a 500-node model's two forwards took 1-3 s instead of 50 ms on a loaded 2-core machine.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _check(result: ImportResult, model: onnx.ModelProto | None) -> CheckReport:
@@ -207,27 +234,34 @@ def _check(result: ImportResult, model: onnx.ModelProto | None) -> CheckReport:
     if not graph.outputs():
         report.skipped = "the imported graph has no Output"
         return report
-    compiled = compile_graph(graph)
-    _load_state(compiled.module, result.tensors)
-    module = compiled.module.eval()
     initialized = {i.name for i in model.graph.initializer}
     inputs = [vi for vi in model.graph.input if vi.name not in initialized]
     symbols = sorted({d.dim_param for vi in inputs for i, d in enumerate(vi.type.tensor_type.shape.dim)
                       if i and d.dim_param})
     fixed_batch = all(vi.type.tensor_type.shape.dim[0].HasField("dim_value") for vi in inputs)
-    reference = _Reference(model)
-    report.reference = reference.label
     vocab = _vocab(result)
+    plan = [({s: 4 + 2 * k + i for i, s in enumerate(symbols)}, None if fixed_batch and k == 0 else batch)
+            for k, batch in enumerate((2, 3))]  # (lengths, batch asked for) of each probe
+    # onnxruntime builds its session (lets go of the GIL) while our side runs on the same inputs:
+    # they are made from the model's own inputs, the reference's are checked to be the same below
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_Reference, model)
+        module = result.compiled().module.eval()  # the import's own compile while the project is unchanged
+        early = []
+        for k, (lengths, asked) in enumerate(plan):
+            feeds = _inputs(model, asked, lengths, vocab, np.random.default_rng(k), result.shared)[0]
+            early.append((feeds, _attempt(_ours, module, feeds)))
+        reference = pending.result()
+    report.reference = reference.label
     free: _Reference | None = None
     runs: list[tuple[_Reference, int | None, dict[str, int]]] = []
     for k, batch in enumerate((2, 3)):
-        lengths = {s: 4 + 2 * k + i for i, s in enumerate(symbols)}
-        asked = None if fixed_batch and k == 0 else batch
-        feeds, overridden = _inputs(reference.model, asked, lengths, vocab, np.random.default_rng(k))
+        lengths, asked = plan[k]
+        feeds, overridden = _inputs(reference.model, asked, lengths, vocab, np.random.default_rng(k), result.shared)
         runner = reference
         try:
             if overridden:
-                free = free or _Reference(_free_batch(reference.model))
+                free = free or _Reference(_free_batch(reference.model, result.shared), quiet=4)
                 runner = free
             refs = runner.run(feeds)
         except Exception as exc:
@@ -238,13 +272,29 @@ def _check(result: ImportResult, model: onnx.ModelProto | None) -> CheckReport:
         if overridden and (not refs or any(r.ndim == 0 or r.shape[0] != batch for r in refs)):
             report.notes.append(f"the model fixes its batch size ({_batch_of(model)}): checked at that size only")
             continue
-        report.probes.append(_probe(_label(feeds, lengths), _ours(module, feeds), refs))
+        ours = early[k][1] if _same(feeds, early[k][0]) else _attempt(_ours, module, feeds)
+        if isinstance(ours, Exception):
+            raise ours  # where it was raised: what running the project did before there was a report
+        label = f"fixed shapes, draw {k + 1}" if set(feeds) <= result.shared else _label(feeds, lengths)
+        report.probes.append(_probe(label, ours, refs))
         runs.append((runner, asked, lengths))
     if not report.ok and report.probes:
         index = next(i for i, p in enumerate(report.probes) if not p.ok)
         runner, batch, lengths = runs[index]
         report.divergence = _locate(result, model, runner, batch, lengths, vocab, index, report.probes[index].label)
     return report
+
+
+def _attempt(fn: Callable[..., list[np.ndarray]], *args: Any) -> list[np.ndarray] | Exception:
+    """``fn(*args)``, or what it raised (raised again only where the result is used)."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return exc
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return list(a) == list(b) and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
 
 
 def _label(feeds: dict[str, np.ndarray], lengths: dict[str, int]) -> str:
@@ -295,7 +345,7 @@ def _locate(result: ImportResult, model: onnx.ModelProto, reference: _Reference,
         _load_state(compiled.module, result.tensors)
     except Exception:
         return None
-    feeds, _ = _inputs(reference.model, batch, lengths, vocab, np.random.default_rng(seed))
+    feeds, _ = _inputs(reference.model, batch, lengths, vocab, np.random.default_rng(seed), result.shared)
     ours = dict(zip(compiled.outputs, _ours(compiled.module.eval(), feeds), strict=True))
     try:
         refs = dict(zip(names, reference.with_outputs(names).run(feeds, names), strict=True))
