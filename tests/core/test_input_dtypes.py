@@ -157,3 +157,15 @@ def test_a_shared_input_needs_a_shape() -> None:
     b.output(b.layer("Tanh", x), name="y")
     with pytest.raises(CompileError, match=r'Input "x".*shared.*at least one'):
         compile_graph(b.graph)
+
+
+def test_check_refuses_a_shared_input_as_training_does_when_there_is_data(tmp_path: Path) -> None:
+    from workbench.cli import check_report
+
+    project = _digits_mlp("float32")
+    (node,) = project.graph.inputs()
+    project.graph.set_params(node.id, {"shape": [1, 64], "batched": False})
+    errors = check_report(project)["errors"]
+    assert any('is not batched' in e["message"] and e["node"] == node.name for e in errors), errors
+    project.data["dataset"] = "none"  # an imported model's: nothing to feed yet, so nothing refused
+    assert not check_report(project)["errors"]

@@ -127,6 +127,11 @@ def preflight(project: Any, data: DataInfo, training: dict[str, Any] | None = No
     task = training["task"]
     graph: Graph = project.graph
     inputs, outputs = graph.inputs(), graph.outputs()
+    shared = [Issue(f'Input "{n.name}" is not batched (one tensor shared by every sample), but training feeds '
+                    "every Input batches of samples: turn its batched setting on", n.name, "batched")
+              for n in inputs if not n.params.get("batched", True)]
+    if shared:  # the fit of samples to such an Input means nothing
+        return shared
     if (task == "seq2seq") != (data.kind == "seq2seq"):  # nothing else can be checked across the two
         why = (f"the seq2seq task needs (source, target) pairs (the 'numbers_to_words' dataset); {data.name} has "
                f"{data.kind} targets" if task == "seq2seq" else
@@ -458,9 +463,6 @@ def preflight_training(project: Any, training: dict[str, Any], data_cfg: dict[st
 
         raise CompileError(si.errors())
     issues = graph_issues(project.graph, si) + settings_issues(data_cfg, training) + task_issues(project, training)
-    issues += [Issue(f'Input "{n.name}" is not batched (one tensor shared by every sample), but training feeds '
-                     "every Input batches of samples: turn its batched setting on", n.name, "batched")
-               for n in project.graph.inputs() if not n.params.get("batched", True)]
     data = describe_dataset(data_cfg)
     issues += [] if issues else preflight(project, data, training, data_cfg)
     if issues:
