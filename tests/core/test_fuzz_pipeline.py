@@ -97,6 +97,13 @@ FOUND = {
     "seed 2**63": _with("digits_mlp.json", lambda d: d["training"].update(seed=2**63)),
     # a batch of one sample into BatchNorm1d ("Expected more than 1 value per channel")
     "BatchNorm1d with batch 1": _with("digits_gan.json", lambda d: d["data"].update(batch_size=1)),
+    # the square root of the generator's Gaussian noise: "the GAN losses became non-finite" named no node
+    "GAN noise through Sqrt": _with("digits_gan.json", lambda d: (
+        d["graph"]["nodes"].append({"id": "fz_sqrt", "type": "Sqrt", "name": "sqrt_fz", "params": {},
+                                    "position": [0, 0]}),
+        d["graph"]["edges"].remove({"from": ["n1", "y"], "to": ["n2", "x"]}),
+        d["graph"]["edges"].extend([{"from": ["n1", "y"], "to": ["fz_sqrt", "x"]},
+                                    {"from": ["fz_sqrt", "y"], "to": ["n2", "x"]}]))),
 }
 
 
@@ -154,6 +161,7 @@ def test_found_cases_are_refused_where_they_should_be() -> None:
         "regression Output wrong": "check",
         "BatchNorm1d with batch 1": "check",
         "seed 2**63": "load",
+        "GAN noise through Sqrt": "numeric",
     }
 
 

@@ -196,3 +196,15 @@ def test_a_domain_error_on_the_first_step_is_not_blamed_on_the_learning_rate(tmp
     with pytest.raises(TrainingError, match=r'from node "log"; no update has happened yet, so the learning rate is '
                                             r"not the cause"):
         Trainer(Project(b.graph), {"epochs": 1}, run_dir=tmp_path / "r").run()
+
+
+def test_a_gan_whose_losses_turn_non_finite_names_the_node_that_made_them(tmp_path: Path) -> None:
+    project = load_project(SAMPLES / "digits_gan.json")
+    g = project.graph
+    noise_in, first = g.by_name("noise"), g.by_name("project")
+    g.disconnect(g.edge_into(first.id, "x"))
+    sqrt = g.add_node("Sqrt", {}, "root")  # of Gaussian noise: NaN for every negative draw
+    g.connect(noise_in.id, "y", sqrt.id, "x")
+    g.connect(sqrt.id, "y", first.id, "x")
+    with pytest.raises(TrainingError, match=r'GAN losses became non-finite.*first non-finite values come from node "root"'):
+        Trainer(project, {"epochs": 1}, run_dir=tmp_path / "r").run()

@@ -25,7 +25,7 @@ from ..data import DataBundle, load_data
 from ..errors import InputError
 from ..project import Project
 from ..weights import WeightsError, apply_state, graph_hash, load_checkpoint, restore_optimizer, save_checkpoint
-from .adversarial import GanParts, gan_step, gan_validate
+from .adversarial import GanParts, gan_step, gan_validate, noise
 from .devices import DeviceError, autocast_dtype, resolve_device
 from .distributed import epoch_seeds
 from .errors import TrainingError
@@ -250,6 +250,16 @@ class Trainer:
         finally:
             self.model.train(was_training)
 
+    def _gan_nonfinite(self, real: torch.Tensor) -> str:
+        """Where a GAN's non-finite values first appear: the generator on fresh noise, else the
+        discriminator on the real batch ("" when neither shows any now)."""
+        assert self.gan is not None
+        where = first_nonfinite_node(self.compiled, noise(self.gan, real.shape[0], self.device))
+        if where:
+            return f'; the first non-finite values come from node "{where}"'
+        where = first_nonfinite_node(self.disc, real)
+        return f'; the first non-finite values come from node "{where}" of the discriminator' if where else ""
+
     def _prepare_discriminator(self) -> Any:
         """Compile the discriminator; the generator's output must be what it reads."""
         graph = self.project.graphs.get("discriminator")
@@ -428,7 +438,8 @@ class Trainer:
                 value, d_loss = gan_step(self.gan, x, lr, cfg["grad_clip"], cfg["d_lr_scale"], cfg["d_steps"])
                 if not (math.isfinite(value) and math.isfinite(d_loss)):
                     self.status = "failed"
-                    raise TrainingError(f"the GAN losses became non-finite at epoch {epoch + 1}, step {self.step + 1}")
+                    raise TrainingError(f"the GAN losses became non-finite at epoch {epoch + 1}, step {self.step + 1}"
+                                        + self._gan_nonfinite(x))
                 self.step += 1
                 total += value * x.shape[0]
                 count += x.shape[0]
