@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..errors import InputError, WorkbenchError
+from ..errors import InputError
+from .errors import FederatedError
 from .partition import Partitioning, parse_partitioning, partition
 
 _INSTALL = "pip install 'neural-workbench[federated]'"
@@ -30,10 +31,6 @@ STRATEGIES = ("fedavg", "fedprox")
 FEDERATED_TASKS = ("classification", "regression")
 
 Event = dict[str, Any]
-
-
-class FederatedError(WorkbenchError):
-    """Federated training cannot start or failed; the message says where and why."""
 
 
 class MissingFlowerError(FederatedError, InputError):

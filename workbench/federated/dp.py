@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import InputError
-from .app import FederatedError
+from .errors import FederatedError
 
 if TYPE_CHECKING:
     from .app import FederatedSettings
